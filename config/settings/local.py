@@ -1,0 +1,6 @@
+"""Local development: the default for manage.py and `make run`."""
+
+from .base import *  # noqa: F401,F403
+from .base import env
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
