@@ -80,3 +80,49 @@ def analyst_api(analyst):
 @pytest.fixture
 def nobody_api(nobody):
     return _client(nobody)
+
+
+# ------------------------------------------------------------------------------
+# Browser tests: Debian's headless Chromium driven by Playwright.
+# Skipped with a visible reason when Chromium is missing, unless TESSERA_REQUIRE_BROWSER=1
+# (set by .ci/run), which turns the skip into a failure (decisions 47).
+# ------------------------------------------------------------------------------
+CHROMIUM = os.environ.get("TESSERA_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("TESSERA_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def admin_page(page, live_server, admin_user):
+    """A browser page logged into the admin as a superuser."""
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "pw")
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}/admin/")
+    return page
