@@ -15,6 +15,18 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The upload is too large."
+    default_code = "too_large"
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "This service is not available yet."
+    default_code = "unavailable"
+
+
 class DefinitionInvalid(exceptions.APIException):
     """Carries engine validation problems: a list of {"pointer", "message"}."""
 
@@ -25,6 +37,12 @@ class DefinitionInvalid(exceptions.APIException):
         self.problems = problems
         self.field = field
         super().__init__(f"The {field} is not valid: {len(problems)} problem(s).")
+
+
+def _readable(text) -> str:
+    # Messages may quote the offending input; an unpaired surrogate in it would make the JSON
+    # renderer fail with a 500, so it is shown escaped instead.
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _flatten(detail, prefix=""):
@@ -68,5 +86,7 @@ def exception_handler(exc, context):
         else:
             message = str(detail)
         body = {"code": code, "message": message, "errors": []}
+    body["message"] = _readable(body["message"])
+    body["errors"] = [{k: _readable(v) for k, v in item.items()} for item in body["errors"]]
     response.data = body
     return response

@@ -1,4 +1,21 @@
-from rest_framework.routers import DefaultRouter
+from django.urls import path, re_path
+from rest_framework.routers import SimpleRouter
 
-router = DefaultRouter()
-urlpatterns = router.urls
+from . import views
+
+# SimpleRouter: no format-suffix routes, so lookups may contain dots (decisions 32: any character but `/`).
+router = SimpleRouter()
+router.register("customers", views.CustomerViewSet, basename="customer")
+router.register(r"customers/(?P<external_id>[^/]+)/events", views.CustomerEventViewSet, basename="customer-event")
+router.register("events", views.EventViewSet, basename="event")
+router.register("attributes", views.AttributeViewSet, basename="attribute")
+router.register("tags", views.TagViewSet, basename="tag")
+router.register("jobs", views.JobViewSet, basename="job")
+
+urlpatterns = [
+    re_path(
+        r"^customers/(?P<external_id>[^/]+)/segments/$", views.CustomerSegmentsView.as_view(), name="customer-segments"
+    ),
+    path("imports/", views.ImportView.as_view(), name="import"),
+    *router.urls,
+]
