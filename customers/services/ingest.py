@@ -1,0 +1,309 @@
+"""Storing validated tracking messages: identities, traits, seen times and events, set-based.
+
+A batch of N messages costs a constant number of queries in the common case (known
+profiles): one to drop replayed messageIds, two to resolve ids, one to insert events and one
+to widen seen times. Creating profiles, merging them and applying traits add work only for
+the messages that need it. Everything runs in one transaction that is retried on a unique
+violation or deadlock, which is how two requests creating the same profile stay safe
+(decisions 13).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import Case, Value, When
+from django.db.models.functions import Coalesce, Greatest, Least
+from django.utils import timezone
+
+from customers.models import Customer, CustomerIdentity, Event, Source
+from customers.tracking.parsing import EVENT_TYPES, Message
+
+from .attributes import custom_types
+from .identity import MergeConflict, customer_merge, traits_split
+from .profiles import PROFILE_FIELDS, customer_apply_values, normalize_values
+
+logger = logging.getLogger(__name__)
+
+ATTEMPTS = 5
+SEEN_CHUNK = 300  # customers per CASE update; keeps statements well under SQLite's variable limit
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    warnings: list[dict] = field(default_factory=list)  # {"index", "field", "message"}
+    customer_ids: set[int] = field(default_factory=set)
+    event_names: set[str] = field(default_factory=set)
+    changed_ids: set[int] = field(default_factory=set)
+
+
+def messages_ingest(*, source: Source, messages: list[Message], received_at: dt.datetime) -> IngestResult:
+    """Store accepted messages of one request; signals go out after commit.
+
+    Replayed messageIds are dropped silently (the first payload wins, decisions 19).
+    """
+    for attempt in range(ATTEMPTS):
+        try:
+            with transaction.atomic():
+                result = _ingest(source=source, messages=messages, received_at=received_at)
+            break
+        except (IntegrityError, OperationalError, MergeConflict) as exc:
+            # A concurrent request created or merged the same profile; everything is re-read.
+            if attempt == ATTEMPTS - 1:
+                raise
+            logger.info("tracking ingest retry %s: %s", attempt + 1, exc)
+    _send_signals(result)
+    return result
+
+
+def _send_signals(result: IngestResult) -> None:
+    from customers.signals import events_ingested, profile_changed
+
+    customer_ids = sorted(result.customer_ids)
+    names = sorted(result.event_names)
+    changed = sorted(result.changed_ids)
+
+    def send():
+        # Merged-away profiles no longer exist; listeners only get live ids.
+        live = set(Customer.objects.filter(pk__in=customer_ids).values_list("pk", flat=True))
+        if names:
+            events_ingested.send(sender=Event, customer_ids=[c for c in customer_ids if c in live], event_names=names)
+        if changed:
+            profile_changed.send(
+                sender=Customer, customer_ids=[c for c in changed if c in live], reason="profile_change"
+            )
+
+    transaction.on_commit(send)
+
+
+def _unique_messages(source: Source, messages: list[Message]) -> list[Message]:
+    """Drop messageIds already stored for this source or repeated in this request."""
+    ids = {m.message_id for m in messages if m.message_id is not None and m.type in EVENT_TYPES}
+    seen = set()
+    if ids:
+        seen = set(Event.objects.filter(source=source, message_id__in=ids).values_list("message_id", flat=True))
+    out = []
+    for m in messages:
+        if m.message_id is not None:
+            if m.message_id in seen:
+                continue
+            seen.add(m.message_id)
+        out.append(m)
+    return out
+
+
+class _Resolver:
+    """In-memory identity maps for one batch, backed by bulk reads and writes."""
+
+    def __init__(self, messages: list[Message]):
+        now = timezone.now()
+        self.now = now
+        self.redirect: dict[int, int] = {}
+        self.changed: set[int] = set()
+        user_ids = {m.user_id for m in messages if m.user_id}
+        anon_ids = {m.anonymous_id for m in messages if m.anonymous_id}
+        previous = {m.previous_id for m in messages if m.previous_id}
+        self.by_user = dict(
+            Customer.objects.filter(external_id__in=user_ids | previous).values_list("external_id", "pk")
+        )
+        self.by_anon: dict[str, int] = {}
+        for kind, value, customer_id in CustomerIdentity.objects.filter(
+            value__in=user_ids | anon_ids | previous
+        ).values_list("kind", "value", "customer_id"):
+            if kind == CustomerIdentity.Kind.ALIAS:
+                self.by_user.setdefault(value, customer_id)
+            elif value in anon_ids or value in previous:
+                self.by_anon[value] = customer_id
+        anon_customers = set(self.by_anon.values())
+        self.external = dict(Customer.objects.filter(pk__in=anon_customers).values_list("pk", "external_id"))
+        self.external.update({pk: ext for ext, pk in self.by_user.items()})
+
+    def final(self, pk: int) -> int:
+        while pk in self.redirect:
+            pk = self.redirect[pk]
+        return pk
+
+    def user(self, user_id: str) -> int:
+        return self.final(self.by_user[user_id])
+
+    def merge(self, *, survivor: int, merged: int) -> None:
+        survivor, merged = self.final(survivor), self.final(merged)
+        if survivor == merged:
+            return
+        if customer_merge(survivor_id=survivor, merged_id=merged):
+            self.changed.add(survivor)
+        self.redirect[merged] = survivor
+
+    def create_users(self, messages: list[Message]) -> None:
+        """Profiles for unknown userIds; a first login claims its anonymous profile instead."""
+        missing = []
+        for m in messages:
+            if m.user_id and m.user_id not in self.by_user and m.user_id not in missing:
+                missing.append(m.user_id)
+        if not missing:
+            return
+        claimed = set()
+        for m in messages:
+            uid, aid = m.user_id, m.anonymous_id
+            if not uid or not aid or uid in self.by_user or aid not in self.by_anon:
+                continue
+            pk = self.final(self.by_anon[aid])
+            if self.external.get(pk) is None and pk not in claimed:
+                # Promoting the anonymous profile equals creating the user and merging into it.
+                if Customer.objects.filter(pk=pk, external_id__isnull=True).update(external_id=uid) != 1:
+                    raise MergeConflict(f"anonymous customer {pk} changed concurrently")
+                claimed.add(pk)
+                self.by_user[uid] = pk
+                self.external[pk] = uid
+        new = [uid for uid in sorted(missing) if uid not in self.by_user]
+        created = Customer.objects.bulk_create(
+            [Customer(external_id=uid, created_at=self.now, updated_at=self.now) for uid in new]
+        )
+        for customer in created:
+            self.by_user[customer.external_id] = customer.pk
+            self.external[customer.pk] = customer.external_id
+
+    def link_anonymous(self, messages: list[Message]) -> None:
+        """Attach or merge anonymous ids seen together with a userId (decisions 13)."""
+        new_identities = []
+        for m in messages:
+            uid, aid = m.user_id, m.anonymous_id
+            if not uid or not aid:
+                continue
+            target = self.user(uid)
+            if aid not in self.by_anon:
+                new_identities.append(CustomerIdentity(customer_id=target, kind="anonymous", value=aid))
+                self.by_anon[aid] = target
+                continue
+            current = self.final(self.by_anon[aid])
+            # Two identified profiles never merge through an anonymous id, only through alias.
+            if current != target and self.external.get(current) is None:
+                self.merge(survivor=target, merged=current)
+        CustomerIdentity.objects.bulk_create(new_identities)
+
+    def apply_aliases(self, messages: list[Message]) -> None:
+        for m in messages:
+            if m.type != "alias":
+                continue
+            target = self.user(m.user_id)
+            prev = self.by_user.get(m.previous_id)
+            if prev is None:
+                prev = self.by_anon.get(m.previous_id)
+            if prev is None:
+                CustomerIdentity.objects.get_or_create(
+                    kind="alias", value=m.previous_id, defaults={"customer_id": target}
+                )
+                self.by_user[m.previous_id] = target
+                continue
+            self.merge(survivor=target, merged=prev)
+
+    def create_anonymous(self, messages: list[Message]) -> None:
+        missing = []
+        for m in messages:
+            if not m.user_id and m.anonymous_id not in self.by_anon and m.anonymous_id not in missing:
+                missing.append(m.anonymous_id)
+        if not missing:
+            return
+        missing.sort()
+        created = Customer.objects.bulk_create([Customer(created_at=self.now, updated_at=self.now) for _ in missing])
+        CustomerIdentity.objects.bulk_create(
+            [
+                CustomerIdentity(customer_id=c.pk, kind="anonymous", value=aid)
+                for c, aid in zip(created, missing, strict=True)
+            ]
+        )
+        for c, aid in zip(created, missing, strict=True):
+            self.by_anon[aid] = c.pk
+            self.external[c.pk] = None
+
+    def customer_of(self, m: Message) -> int:
+        if m.user_id:
+            return self.user(m.user_id)
+        return self.final(self.by_anon[m.anonymous_id])
+
+
+def _apply_traits(messages: list[Message], owners: dict[int, int], result: IngestResult) -> set[int]:
+    """Identify traits in arrival order (decisions 15); bad values are dropped with a warning."""
+    identifies = [m for m in messages if m.type == "identify" and m.traits]
+    if not identifies:
+        return set()
+    pks = sorted({owners[m.index] for m in identifies})
+    customers = {c.pk: c for c in Customer.objects.select_for_update().filter(pk__in=pks).order_by("pk")}
+    types = custom_types()
+    changed = set()
+    for m in identifies:
+        customer = customers[owners[m.index]]
+        profile, custom = traits_split(m.traits)
+        clean_profile, clean_custom, problems = normalize_values(
+            profile=profile, custom=custom, strict=False, types=types
+        )
+        if any(key not in types for key in clean_custom):
+            types = custom_types()
+        for key, message in problems.items():
+            result.warnings.append({"index": m.index, "field": f"traits.{key}", "message": message})
+        if customer_apply_values(customer, profile=clean_profile, custom=clean_custom):
+            changed.add(customer.pk)
+    if changed:
+        Customer.objects.bulk_update(
+            [customers[pk] for pk in sorted(changed)], [*PROFILE_FIELDS, "custom", "updated_at"]
+        )
+    return changed
+
+
+def _widen_seen(times: dict[int, tuple[dt.datetime, dt.datetime]]) -> None:
+    """first_seen_at/last_seen_at = min/max with the batch's times, in SQL so concurrent batches
+    on the same profile cannot lose each other's update (late events are fine too)."""
+    pks = sorted(times)
+    for start in range(0, len(pks), SEEN_CHUNK):
+        chunk = pks[start : start + SEEN_CHUNK]
+        first = Case(*[When(pk=pk, then=Value(times[pk][0])) for pk in chunk])
+        last = Case(*[When(pk=pk, then=Value(times[pk][1])) for pk in chunk])
+        Customer.objects.filter(pk__in=chunk).update(
+            first_seen_at=Least(Coalesce("first_seen_at", first), first),
+            last_seen_at=Greatest(Coalesce("last_seen_at", last), last),
+        )
+
+
+def _ingest(*, source: Source, messages: list[Message], received_at: dt.datetime) -> IngestResult:
+    result = IngestResult(accepted=len(messages))
+    messages = _unique_messages(source, messages)
+    if not messages:
+        return result
+    resolver = _Resolver(messages)
+    resolver.create_users(messages)
+    resolver.link_anonymous(messages)
+    resolver.apply_aliases(messages)
+    resolver.create_anonymous(messages)
+    owners = {m.index: resolver.customer_of(m) for m in messages}
+
+    changed = _apply_traits(messages, owners, result) | resolver.changed
+    times: dict[int, tuple[dt.datetime, dt.datetime]] = {}
+    for m in messages:
+        pk = owners[m.index]
+        low, high = times.get(pk, (m.timestamp, m.timestamp))
+        times[pk] = (min(low, m.timestamp), max(high, m.timestamp))
+    _widen_seen(times)
+
+    events = [
+        Event(
+            customer_id=owners[m.index],
+            source=source,
+            name=m.event,
+            timestamp=m.timestamp,
+            received_at=received_at,
+            properties=m.properties,
+            context=m.context,
+            message_id=m.message_id,
+        )
+        for m in messages
+        if m.type in EVENT_TYPES
+    ]
+    Event.objects.bulk_create(events, ignore_conflicts=True)
+    result.customer_ids = {resolver.final(pk) for pk in owners.values()}
+    result.event_names = {e.name for e in events}
+    result.changed_ids = {resolver.final(pk) for pk in changed}
+    return result
