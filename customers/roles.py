@@ -40,7 +40,14 @@ def roles_sync() -> None:
 
 
 def sync_after_migrate(sender, **kwargs):
+    from django.apps import apps
+    from django.contrib.auth.management import create_permissions
+
     from customers.services.attributes import attribute_sync_builtins
 
+    # post_migrate reaches apps in INSTALLED_APPS order, so segmentation's permissions do not
+    # exist yet when this (customers) handler runs; create them all first (idempotent).
+    for app_config in apps.get_app_configs():
+        create_permissions(app_config, verbosity=0, using=kwargs.get("using", "default"))
     roles_sync()
     attribute_sync_builtins()
