@@ -1,0 +1,142 @@
+"""The PostgreSQL COPY path and the Python path write byte-identical files (decisions 38)."""
+
+import datetime as dt
+import io
+import random
+
+import pytest
+from django.db import connection
+
+from customers.services import customer_erase
+from customers.services.attributes import attribute_register
+from segmentation.exports import csvwriter
+from segmentation.exports.selectors import export_columns
+from segmentation.exports.services import export_snapshot
+from segmentation.models import ExportRun
+from tests.factories import CustomerFactory, EventFactory
+
+from .conftest import add_members
+from .helpers import make_export, run_now
+
+pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="COPY exists on PostgreSQL only")
+
+ALPHABET = [
+    "a",
+    "Z",
+    "ż",
+    "漢",
+    ",",
+    ";",
+    '"',
+    "'",
+    "\n",
+    "\r",
+    "\t",
+    " ",
+    "=",
+    "+",
+    "-",
+    "@",
+    "0",
+    "9",
+    ".",
+    "\\",
+    "😀",
+]
+NASTY = ["=1+2", "'=x", "''@y", "-5", "+48 123 456", "- 5", "\\.", '"', ",", "a\r\nb", "\t", "0.50", "-", "+", "@"]
+CUSTOM_TYPES = {"n": "number", "b": "boolean", "d": "date", "t": "datetime", "l": "list", "s": "string"}
+NUMBERS = [0, 1, -1, 0.1, 0.5, 12.25, 1e-7, 1e20, -0.0, 100.0, 2**60, 123456789.123456, -3.75, 1.5e300]
+
+
+def _texts(rng, n):
+    out = list(NASTY)
+    while len(out) < n:
+        out.append("".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 8))))
+    return out
+
+
+def _both(run, export):
+    columns = export_columns(export=export)
+    today = dt.date(2028, 2, 28)
+    files = []
+    for use_copy in (True, False):
+        out = io.BytesIO()
+        csvwriter.write_csv(
+            out=out, run=run, export=export, columns=columns, today=today, on_chunk=lambda n: None, use_copy=use_copy
+        )
+        files.append(out.getvalue())
+    return files
+
+
+@pytest.fixture
+def rich_segment(segment):
+    rng = random.Random(6)
+    for key, type_ in CUSTOM_TYPES.items():
+        attribute_register(key=key, type_=type_)
+    texts = _texts(rng, 80)
+    customers = []
+    for i, text in enumerate(texts):
+        custom = {}
+        if i % 3:
+            custom["n"] = NUMBERS[i % len(NUMBERS)]
+        if i % 4 == 1:
+            custom["n"] = "42.50" if i % 8 == 1 else "not a number"
+        if i % 2:
+            custom.update(b=bool(i % 4 == 1), d="2024-02-29", t=f"2026-01-0{i % 9 + 1}T10:11:12.{i:06d}Z")
+        if i % 5:
+            custom["l"] = [text, NUMBERS[i % len(NUMBERS)], None, "x,y"] if i % 5 == 1 else []
+        if i % 7:
+            custom["s"] = text
+        c = CustomerFactory(
+            external_id=f"ext-{i}" if i % 6 else None, email=None if i % 4 == 0 else f"p{i}@example.com",
+            first_name=text, last_name=texts[-i - 1], city=text[::-1], phone="+48 600 000 00" + str(i % 10),
+            birth_date=[None, dt.date(2000, 2, 29), dt.date(1990, 12, 31), dt.date(2010, 2, 28)][i % 4],
+            first_seen_at=dt.datetime(2025, 1, 1, 0, 0, i % 60, (i * 7919) % 1000000 if i % 2 else 0, tzinfo=dt.UTC),
+            custom=custom, tags=[f"t{i % 3}", texts[i % 5].replace(",", "") or "x", "Ä"] if i % 3 else [],
+        )  # fmt: skip
+        if i % 4 == 2:
+            EventFactory(customer=c, name="Order Completed", properties={"revenue": 10})
+            EventFactory(customer=c)
+        customers.append(c)
+    add_members(segment, customers)
+    return customers
+
+
+ALL_COLUMNS = [
+    "external_id", "email", "phone", "first_name", "last_name", "gender", "birth_date", "country", "city",
+    "language", "source", "created_at", "first_seen_at", "last_seen_at", "age", "event_count", "orders_count",
+    "last_order_at", "tags", "entered_at", "custom.n", "custom.b", "custom.d", "custom.t", "custom.l", "custom.s",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("delimiter", [",", ";"])
+def test_copy_and_python_paths_are_byte_identical(rich_segment, segment, delimiter):
+    export = make_export(segment, columns=ALL_COLUMNS, delimiter=delimiter, bom=True)
+    run = ExportRun.objects.create(export=export)
+    export_snapshot(run=run, export=export, now=dt.datetime.now(dt.UTC))
+    copy_file, python_file = _both(run, export)
+    assert copy_file.count(b"\r\n") >= len(rich_segment) + 1
+    for a, b in zip(copy_file.split(b"\r\n"), python_file.split(b"\r\n"), strict=False):
+        assert a == b
+    assert copy_file == python_file
+
+
+@pytest.mark.parametrize("column", ["first_name", "custom.l", "tags", "email"])
+def test_single_column_files_are_identical(rich_segment, segment, column):
+    export = make_export(segment, columns=[column])
+    run = ExportRun.objects.create(export=export)
+    export_snapshot(run=run, export=export, now=dt.datetime.now(dt.UTC))
+    copy_file, python_file = _both(run, export)
+    assert copy_file == python_file
+
+
+def test_delta_with_erased_customer_is_identical(rich_segment, segment):
+    export = make_export(segment, columns=["external_id", "first_name", "tags"], mode="delta")
+    assert run_now(export).status == "succeeded"
+    customer_erase(customer=rich_segment[1])
+    segment.memberships.filter(customer=rich_segment[2]).delete()
+    run = ExportRun.objects.create(export=export)
+    export_snapshot(run=run, export=export, now=dt.datetime.now(dt.UTC))
+    copy_file, python_file = _both(run, export)
+    assert copy_file == python_file
+    assert copy_file.splitlines()[1:] == [b"ext-1,,,removed", b"ext-2," + copy_file.splitlines()[2].split(b",", 1)[1]]
