@@ -1,0 +1,355 @@
+"""Compile a validated segment definition into one `Q` on `customers.Customer`.
+
+`Customer.objects.filter(compile_definition(d, now=now))` is a single set-based query: no raw
+SQL strings, no Python loops over customers. The Python evaluator (evaluator.py) is its twin and
+the test oracle; tests assert both give the same members on PostgreSQL and SQLite.
+
+Assumptions and choices:
+- The input has passed `validate_definition`; the compiler raises ValueError on anything else.
+- Two-valued logic (decisions 1): every leaf is a non-NULL boolean. Positive operators are
+  written as "known AND test" (or as `pk IN (...)` / `EXISTS`, never NULL), so the negative
+  operators (`is_not`, `is_none_of`, `does_not_contain`), `is_unknown` and `negate` are plain
+  SQL NOT of their positive form and match unknown values, exactly as the evaluator does.
+- Text compares as `COALESCE(LOWER(x), '')` against `fold(value)`; values are non-empty, so an
+  unknown never matches. SQLite's LOWER is Python's str.lower (customers/apps.py); PostgreSQL
+  folds with its ctype (C.UTF-8), which agrees with Python outside rare special cases (İ, ß).
+  `email` (stored lower-cased) and `country` (stored upper-case alpha-2) use their column
+  directly for equality so their indexes apply.
+- Event property text is compared as stored (lower-cased, not re-trimmed); only JSON strings are
+  text, only JSON numbers and numeric strings (decisions 4) are numbers, JSON booleans are
+  booleans. Custom attributes are read in their registered type: a stored value of another
+  JSON type is unknown.
+- JSON paths are exact keys on both databases (expressions.py), never array indexes.
+- Custom dates and datetimes compare as text: dates are "YYYY-MM-DD", datetimes fixed-width
+  UTC text, so text order is time order (byte order on SQLite, C.UTF-8 on PostgreSQL).
+- Numbers: exact numeric on PostgreSQL, REAL on SQLite; sums and averages are rounded to 6
+  places before comparison (decisions 4).
+- Counts and sums are total (decisions 2): a comparison false at 0 compiles to
+  `pk IN (grouped subquery HAVING ...)` over the (name, timestamp, customer) index; one true at 0
+  to a correlated `COALESCE((subquery), 0)` over (customer, name, timestamp).
+- `avg`/`min`/`max` over no values are unknown and match nothing, `is_not` included (the spec's
+  aggregate rule is the more precise one).
+- `age` compiles to birth_date bounds (values.age_at_least_bound), so no date arithmetic in SQL.
+- Events with timestamp > now are ignored everywhere; `now` is always passed in.
+- Sequences: a later event has a strictly later (timestamp, received_at, id); the follower is
+  not limited by the condition's window, only by now.
+- Segment references read current membership (segmentation.Membership), keys case-insensitive.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import operator as op
+from functools import reduce
+
+from django.db.models import Avg, Count, Exists, F, FloatField, Max, Min, OuterRef, Q, Subquery, Sum, TextField, Value
+from django.db.models.functions import Coalesce, Lower, Round
+from django.db.models.lookups import (
+    Contains,
+    EndsWith,
+    Exact,
+    GreaterThan,
+    GreaterThanOrEqual,
+    IsNull,
+    LessThan,
+    LessThanOrEqual,
+    StartsWith,
+)
+
+from customers.models import Customer, Event
+from customers.normalize import fold
+
+from . import values as V
+from .expressions import JsonKind, JsonNumber, JsonRaw, JsonText, NumberLiteral
+from .fields import LOWER_COLUMNS, ORDER_EVENT, REVENUE_PATH, UPPER_COLUMNS, Field, field_for, load_registry
+
+TRUE_Q = Q(pk__isnull=False)
+NEGATED = {"is_not": "is", "is_none_of": "is_any_of", "does_not_contain": "contains", "is_unknown": "has_any_value"}
+LIKE = {"starts_with": StartsWith, "ends_with": EndsWith, "contains": Contains}
+CMP = {
+    "less_than": LessThan,
+    "more_than": GreaterThan,
+    "at_most": LessThanOrEqual,
+    "at_least": GreaterThanOrEqual,
+}
+
+
+def compile_definition(definition: dict, *, now: dt.datetime, registry: dict[str, str] | None = None) -> Q:
+    """The definition as a Q on Customer. `registry` ({"custom.x": type}) defaults to the database's."""
+    ctx = _Context(now=now, registry=load_registry() if registry is None else registry)
+    return ctx.node(definition)
+
+
+def event_filter(node: dict, *, now: dt.datetime) -> Q:
+    """A Q on Event for the events an event condition counts (name, window, where, ts <= now)."""
+    return _Context(now=now, registry={}).event_filter(node)
+
+
+class _Context:
+    def __init__(self, *, now: dt.datetime, registry: dict[str, str]):
+        self.now = now
+        self.registry = registry
+
+    # -- groups -------------------------------------------------------------------------------
+    def node(self, node: dict) -> Q:
+        if "conditions" in node:
+            return self.group(node)
+        if "attribute" in node:
+            return self.attribute(node)
+        if "event" in node:
+            return self.event(node)
+        if "segment" in node:
+            return self.segment(node)
+        raise ValueError(f"not a definition node: {node!r}")
+
+    def group(self, node: dict) -> Q:
+        parts = [self.node(child) for child in node["conditions"]]
+        combine = {"all": op.and_, "any": op.or_}[node["match"]]
+        q = reduce(combine, parts) if parts else TRUE_Q
+        return ~q if node.get("negate") else q
+
+    def segment(self, node: dict) -> Q:
+        from segmentation.models import Membership
+
+        q = Q(Exists(Membership.objects.filter(segment__key__iexact=node["segment"], customer=OuterRef("pk"))))
+        return ~q if node["operator"] == "not_in" else q
+
+    # -- attributes ---------------------------------------------------------------------------
+    def attribute(self, node: dict) -> Q:
+        field = field_for(node["attribute"], self.registry)
+        if field is None:
+            raise ValueError(f"unknown attribute {node['attribute']!r}")
+        operator, value = node["operator"], node.get("value")
+        if operator in NEGATED:
+            return ~self.positive(field, NEGATED[operator], value)
+        return self.positive(field, operator, value)
+
+    def positive(self, field: Field, operator: str, value) -> Q:
+        if operator == "is_any_of" and field.key != "tags":
+            return reduce(op.or_, [self.positive(field, "is", item) for item in value])
+        if field.key == "tags":
+            return self.tags(operator, value)
+        if field.key in ("event_count", "orders_count", "total_spent", "last_order_at"):
+            return self.event_attribute(field.key, operator, value)
+        if field.key == "age":
+            return self.age(operator, value)
+        if field.kind == "custom":
+            return self.custom(field, operator, value)
+        return self.column(field, operator, value)
+
+    def column(self, field: Field, operator: str, value) -> Q:
+        col = field.column
+        known = Q(**{f"{col}__isnull": False})
+        if field.type == "string":
+            if operator == "has_any_value":
+                return known & ~Q(**{col: ""})
+            if operator == "is" and field.key in UPPER_COLUMNS | LOWER_COLUMNS:
+                folded = fold(value)
+                return known & Q(**{col: folded.upper() if field.key in UPPER_COLUMNS else folded})
+            return text_test(Lower(col), operator, value)
+        if operator == "has_any_value":
+            return known
+        if field.type == "date":
+            return known & bounds_q(F(col), V.date_bounds(operator, value, now=self.now))
+        return known & bounds_q(F(col), V.datetime_bounds(operator, value, now=self.now))
+
+    def custom(self, field: Field, operator: str, value) -> Q:
+        keys = (field.custom_key,)
+        if operator == "has_any_value":
+            return json_known("custom", keys)
+        if field.type == "string":
+            return text_test(JsonText("custom", keys), operator, value)
+        if field.type == "number":
+            return number_test(JsonNumber("custom", keys, strings=False), operator, value)
+        if field.type == "boolean":
+            return Q(Exact(JsonKind("custom", keys), "true" if value else "false"))
+        text = JsonText("custom", keys)
+        return Q(IsNull(text, False)) & bounds_q(text, V.stored_text_bounds(field.type, operator, value, now=self.now))
+
+    def age(self, operator: str, value) -> Q:
+        known = Q(birth_date__isnull=False)
+        if operator == "has_any_value":
+            return known
+        today = self.now.astimezone(dt.UTC).date()
+        parts = []
+        for low, high in V.age_ranges(operator, value):
+            q = known
+            if low is not None:
+                q &= _age_at_least(low, today)
+            if high is not None:
+                q &= ~_age_at_least(high + 1, today)
+            parts.append(q)
+        return reduce(op.or_, parts) if parts else ~TRUE_Q
+
+    def tags(self, operator: str, value) -> Q:
+        through = Customer.tags.through
+        rows = through.objects.annotate(lname=Lower("tag__name"))
+        if operator == "has_any_value":
+            return Q(pk__in=through.objects.values("customer_id"))
+        if operator == "is_any_of":
+            rows = rows.filter(lname__in=[fold(v) for v in value])
+        elif operator == "contains":
+            rows = rows.filter(lname=fold(value))
+        else:
+            rows = rows.filter(Q(LIKE[operator](F("lname"), fold(value))))
+        return Q(pk__in=rows.values("customer_id"))
+
+    def event_attribute(self, key: str, operator: str, value) -> Q:
+        events = Event.objects.filter(timestamp__lte=self.now)
+        if key != "event_count":
+            events = events.filter(name=ORDER_EVENT)
+        if key == "last_order_at":
+            if operator == "has_any_value":
+                return Q(pk__in=events.values("customer_id"))
+            return grouped(
+                events, Max("timestamp"), lambda e: bounds_q(e, V.datetime_bounds(operator, value, now=self.now))
+            )
+        if operator == "has_any_value":
+            return TRUE_Q
+        if key == "total_spent":
+            return total(events, sum_expr(JsonNumber("properties", REVENUE_PATH[1:], strings=True)), operator, value)
+        return total(events, Count("pk"), operator, value)
+
+    # -- events -------------------------------------------------------------------------------
+    def event_filter(self, node: dict) -> Q:
+        q = Q(name=node["event"], timestamp__lte=self.now)
+        if "within" in node:
+            q &= bounds_q(F("timestamp"), V.window_bounds(node["within"], now=self.now))
+        for item in node.get("where", []):
+            q &= self.property_filter(item)
+        return q
+
+    def property_filter(self, item: dict) -> Q:
+        operator, value = item["operator"], item.get("value")
+        if operator in NEGATED:
+            return ~self.property_positive(item["property"], NEGATED[operator], value)
+        return self.property_positive(item["property"], operator, value)
+
+    def property_positive(self, path: str, operator: str, value) -> Q:
+        column, *keys = path.split(".")
+        if operator == "is_any_of":
+            return reduce(op.or_, [self.property_positive(path, "is", item) for item in value])
+        if operator == "has_any_value":
+            return json_known(column, keys)
+        if operator == "is" and isinstance(value, bool):
+            return Q(Exact(JsonKind(column, keys), "true" if value else "false"))
+        if isinstance(value, str):
+            return text_test(JsonText(column, keys), operator, value)
+        return number_test(JsonNumber(column, keys, strings=True), operator, value)
+
+    def event(self, node: dict) -> Q:
+        events = Event.objects.filter(self.event_filter(node))
+        for key, negated in (("followed_by", False), ("not_followed_by", True)):
+            if key in node:
+                later = Exists(Event.objects.filter(self.follower_filter(node[key])))
+                events = events.filter(~Q(later) if negated else Q(later))
+        if "count" in node:
+            return total(events, Count("pk"), node["count"]["operator"], node["count"]["value"])
+        if "aggregate" in node:
+            return self.aggregate(events, node["aggregate"])
+        return Q(pk__in=events.values("customer_id"))
+
+    def follower_filter(self, follower: dict) -> Q:
+        q = self.event_filter({"event": follower["event"], "where": follower.get("where", [])})
+        later = (
+            Q(timestamp__gt=OuterRef("timestamp"))
+            | Q(timestamp=OuterRef("timestamp"), received_at__gt=OuterRef("received_at"))
+            | Q(timestamp=OuterRef("timestamp"), received_at=OuterRef("received_at"), pk__gt=OuterRef("pk"))
+        )
+        return q & Q(customer_id=OuterRef("customer_id")) & later
+
+    def aggregate(self, events, spec: dict) -> Q:
+        column, *keys = spec["property"].split(".")
+        number = JsonNumber(column, keys, strings=True)
+        events = events.filter(IsNull(number, False))
+        function, operator, value = spec["function"], spec["operator"], spec["value"]
+        if function == "sum":
+            return total(events, sum_expr(number), operator, value)
+        agg = {
+            "avg": lambda: Round(Avg(number, output_field=FloatField()), 6),
+            "min": lambda: Min(number),
+            "max": lambda: Max(number),
+        }[function]()
+        return grouped(events, agg, lambda e: num_predicate(e, operator, value))
+
+
+# ------------------------------------------------------------------------------
+# Building blocks
+# ------------------------------------------------------------------------------
+def text_test(expr, operator: str, value) -> Q:
+    """A positive text operator on a possibly-NULL text expression; NULL never matches."""
+    text = Coalesce(Lower(expr), Value(""), output_field=TextField())
+    if operator == "has_any_value":
+        return Q(IsNull(expr, False)) & ~Q(Exact(expr, ""))
+    if operator == "is":
+        return Q(Exact(text, fold(value)))
+    if operator in LIKE:
+        return Q(LIKE[operator](text, fold(value)))
+    raise ValueError(f"operator {operator!r} does not apply to text")
+
+
+def number_test(expr, operator: str, value) -> Q:
+    if operator == "has_any_value":
+        return Q(IsNull(expr, False))
+    return Q(IsNull(expr, False)) & num_predicate(expr, operator, value)
+
+
+def num_predicate(expr, operator: str, value) -> Q:
+    """A NUM_OP comparison on a non-NULL numeric expression."""
+    if operator == "between":
+        return Q(GreaterThanOrEqual(expr, NumberLiteral(value[0]))) & Q(LessThanOrEqual(expr, NumberLiteral(value[1])))
+    if operator == "is":
+        return Q(Exact(expr, NumberLiteral(value)))
+    if operator == "is_not":
+        return ~Q(Exact(expr, NumberLiteral(value)))
+    if operator in CMP:
+        return Q(CMP[operator](expr, NumberLiteral(value)))
+    raise ValueError(f"operator {operator!r} does not apply to numbers")
+
+
+def bounds_q(expr, bounds) -> Q:
+    low, low_inc, high, high_inc = bounds
+    q = TRUE_Q
+    if low is not None:
+        q &= Q((GreaterThanOrEqual if low_inc else GreaterThan)(expr, low))
+    if high is not None:
+        q &= Q((LessThanOrEqual if high_inc else LessThan)(expr, high))
+    return q
+
+
+def json_known(column: str, keys) -> Q:
+    """Known = present, not null, not an empty string, not an empty array."""
+    kind = JsonKind(column, keys)
+    empty_text = Q(Exact(kind, "string")) & Q(Exact(JsonText(column, keys), ""))
+    empty_array = Q(Exact(kind, "array")) & Q(Exact(JsonRaw(column, keys), "[]"))
+    return ~Q(Exact(kind, "missing")) & ~Q(Exact(kind, "null")) & ~empty_text & ~empty_array
+
+
+def sum_expr(number):
+    return Round(Coalesce(Sum(number, output_field=FloatField()), NumberLiteral(0), output_field=FloatField()), 6)
+
+
+def grouped(events, agg, predicate) -> Q:
+    """Customers whose matching events' aggregate satisfies predicate (false without events)."""
+    rows = events.order_by().values("customer_id").annotate(agg_value=agg).filter(predicate(F("agg_value")))
+    return Q(pk__in=rows.values("customer_id"))
+
+
+def total(events, agg, operator: str, value) -> Q:
+    """A NUM_OP on a count or sum that is 0 for customers without matching events (decisions 2)."""
+    if not V.compare(operator, V.to_number(0), value):
+        return grouped(events, agg, lambda e: num_predicate(e, operator, value))
+    per_customer = (
+        events.filter(customer_id=OuterRef("pk")).order_by().values("customer_id").annotate(agg_value=agg)
+    ).values("agg_value")
+    value_expr = Coalesce(Subquery(per_customer), NumberLiteral(0), output_field=FloatField())
+    return num_predicate(value_expr, operator, value)
+
+
+def _age_at_least(years: int, today: dt.date) -> Q:
+    bound = V.age_at_least_bound(years, today)
+    if bound is True:
+        return TRUE_Q
+    if bound is False:
+        return ~TRUE_Q
+    return Q(birth_date__lte=bound)
