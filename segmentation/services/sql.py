@@ -1,0 +1,111 @@
+"""Set-based membership statements shared by full recomputes and copies.
+
+Django has no INSERT ... SELECT, so these few statements are written in SQL around querysets
+compiled by the ORM. They run unchanged on PostgreSQL and SQLite. The new member set is staged
+in a temporary table first so the definition's query runs once per recompute, however many
+statements then read it (entered ledger, insert, exited ledger, delete, size).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import connection
+
+from segmentation.models import LedgerEntry, Membership
+
+STAGE = "tessera_segment_stage"
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _prep(model, field: str, value):
+    return model._meta.get_field(field).get_db_prep_save(value, connection)
+
+
+def _tables() -> tuple[str, str]:
+    return _q(Membership._meta.db_table), _q(LedgerEntry._meta.db_table)
+
+
+def stage_members(queryset) -> None:
+    """Stage the customer ids `queryset` selects (a Customer queryset) into the temporary table.
+
+    Must run inside the caller's transaction: the table belongs to this connection only.
+    """
+    sql, params = queryset.order_by().values_list("pk").query.sql_with_params()
+    id_type = "bigint" if connection.vendor == "postgresql" else "integer"
+    with connection.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {STAGE}")
+        cur.execute(f"CREATE TEMPORARY TABLE {STAGE} (customer_id {id_type} PRIMARY KEY)")
+        cur.execute(f"INSERT INTO {STAGE} (customer_id) {sql}", params)
+        if connection.vendor == "postgresql":
+            # Temporary tables have no statistics; without them the anti-joins below plan badly.
+            cur.execute(f"ANALYZE {STAGE}")
+
+
+def stage_drop() -> None:
+    with connection.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {STAGE}")
+
+
+def apply_staged(*, segment_id: int, at: dt.datetime, reason: str, detail: dict, snapshot_id: int) -> dict:
+    """Make the segment's membership equal to the staged set; ledger rows for every change.
+
+    Returns {"entered", "exited", "size"}. The caller holds the segment's lock and transaction.
+    """
+    membership, ledger = _tables()
+    at_db = _prep(Membership, "entered_at", at)
+    detail_db = _prep(LedgerEntry, "detail", detail)
+    cols = "segment_id, customer_id, change, at, reason, detail, snapshot_id"
+    not_member = f"NOT EXISTS (SELECT 1 FROM {membership} m WHERE m.segment_id = %s AND m.customer_id = s.customer_id)"
+    not_staged = f"NOT EXISTS (SELECT 1 FROM {STAGE} s WHERE s.customer_id = m.customer_id)"
+    with connection.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {ledger} ({cols}) SELECT %s, s.customer_id, 'entered', %s, %s, %s, %s "
+            f"FROM {STAGE} s WHERE {not_member}",
+            [segment_id, at_db, reason, detail_db, snapshot_id, segment_id],
+        )
+        entered = cur.rowcount
+        if entered:
+            cur.execute(
+                f"INSERT INTO {membership} (segment_id, customer_id, entered_at) SELECT %s, s.customer_id, %s "
+                f"FROM {STAGE} s WHERE {not_member}",
+                [segment_id, at_db, segment_id],
+            )
+        cur.execute(
+            f"INSERT INTO {ledger} ({cols}) SELECT m.segment_id, m.customer_id, 'exited', %s, %s, %s, %s "
+            f"FROM {membership} m WHERE m.segment_id = %s AND {not_staged}",
+            [at_db, reason, detail_db, snapshot_id, segment_id],
+        )
+        exited = cur.rowcount
+        if exited:
+            cur.execute(
+                f"DELETE FROM {membership} WHERE segment_id = %s AND NOT EXISTS "
+                f"(SELECT 1 FROM {STAGE} s WHERE s.customer_id = {membership}.customer_id)",
+                [segment_id],
+            )
+        cur.execute(f"SELECT COUNT(*) FROM {STAGE}")
+        size = cur.fetchone()[0]
+    return {"entered": entered, "exited": exited, "size": size}
+
+
+def copy_members(*, source_id: int, target_id: int, at: dt.datetime, detail: dict, reason: str = "manual") -> int:
+    """Copy one segment's members into another (empty) segment, with `entered` ledger rows."""
+    membership, ledger = _tables()
+    at_db = _prep(Membership, "entered_at", at)
+    detail_db = _prep(LedgerEntry, "detail", detail)
+    with connection.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {membership} (segment_id, customer_id, entered_at) SELECT %s, customer_id, %s "
+            f"FROM {membership} WHERE segment_id = %s",
+            [target_id, at_db, source_id],
+        )
+        copied = cur.rowcount
+        cur.execute(
+            f"INSERT INTO {ledger} (segment_id, customer_id, change, at, reason, detail) "
+            f"SELECT %s, customer_id, 'entered', %s, %s, %s FROM {membership} WHERE segment_id = %s",
+            [target_id, at_db, reason, detail_db, target_id],
+        )
+    return copied
