@@ -336,12 +336,8 @@ class SegmentAdmin(admin.ModelAdmin):
         return custom + super().get_urls()
 
 
-@admin.register(Snapshot)
-class SnapshotAdmin(admin.ModelAdmin):
-    list_display = ["segment", "finished_at", "reason", "size", "entered", "exited", "duration_ms"]
-    list_filter = ["reason"]
-    list_select_related = ["segment"]
-    search_fields = ["segment__key", "segment__name"]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History rows are written by the services only."""
 
     def has_add_permission(self, request):
         return False
@@ -350,20 +346,22 @@ class SnapshotAdmin(admin.ModelAdmin):
         return False
 
 
+@admin.register(Snapshot)
+class SnapshotAdmin(ReadOnlyAdmin):
+    list_display = ["segment", "finished_at", "reason", "size", "entered", "exited", "duration_ms"]
+    list_filter = ["reason"]
+    list_select_related = ["segment"]
+    search_fields = ["segment__key", "segment__name"]
+
+
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(admin.ModelAdmin):
+class LedgerEntryAdmin(ReadOnlyAdmin):
     list_display = ["at", "segment", "customer", "change", "reason"]
     list_filter = ["change", "reason"]
     list_select_related = ["segment", "customer"]
     search_fields = ["segment__key", "customer__external_id", "customer__email"]
     raw_id_fields = ["segment", "customer", "snapshot"]
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 try:
