@@ -31,8 +31,9 @@ class _JsonPathFunc(Func):
 
     def _pg_parts(self, compiler, connection):
         col_sql, col_params = compiler.compile(self.source_expressions[0])
-        placeholders = ", ".join(["%s"] * len(self.keys))
-        return f"jsonb_extract_path({col_sql}, {placeholders})", (*col_params, *self.keys)
+        # `->` with a text operand reads object keys only (jsonb_extract_path would index arrays).
+        chain = "".join(" -> %s::text" for _ in self.keys)
+        return f"({col_sql}{chain})", (*col_params, *self.keys)
 
     def _sqlite_parts(self, compiler, connection):
         col_sql, col_params = compiler.compile(self.source_expressions[0])
