@@ -248,7 +248,9 @@ def message_build(
         context=context,
     )
     if type_ == "identify":
-        message.traits = traits
+        # RudderStack's SDKs send identify traits in context.traits; top-level ones win.
+        context_traits = context.get("traits")
+        message.traits = {**context_traits, **traits} if isinstance(context_traits, dict) else traits
     elif type_ == "alias":
         message.previous_id = _identifier(item, "previousId")
         if message.previous_id is None or user_id is None:

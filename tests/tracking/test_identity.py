@@ -273,3 +273,11 @@ def test_signals_after_commit(send, django_capture_on_commit_callbacks):
         events_ingested.disconnect(handlers["events"])
         profile_changed.disconnect(handlers["profile"])
         customers_merged.disconnect(handlers["merged"])
+
+
+def test_identify_traits_in_context_like_rudderstack(send):
+    send(
+        "/v1/identify", {"userId": "u1", "context": {"traits": {"city": "Ctx", "plan": "p"}}, "traits": {"city": "Top"}}
+    )
+    c = Customer.objects.get()
+    assert (c.city, c.custom) == ("Top", {"plan": "p"})

@@ -188,3 +188,28 @@ def test_create_source_command_prints_the_write_key(db):
     out = StringIO()
     call_command("create_source", "Shop", stdout=out)
     assert Source.objects.get(name="Shop").write_key == out.getvalue().strip()
+
+
+def test_loader_and_chunks_are_served_from_vendored_static(source):
+    from pathlib import Path
+
+    client = Client()
+    loader = client.get(f"/analytics.js/v1/{source.write_key}/analytics.min.js")
+    assert loader.status_code == 200
+    assert loader["Content-Type"].startswith("application/javascript")
+    chunk = next(Path("static/tracking/analytics-next/bundles").glob("*.js")).name
+    assert client.get(f"/analytics-next/bundles/{chunk}").status_code == 200
+    assert client.get("/analytics-next/bundles/..%2F..%2FVERSION").status_code == 404
+    assert client.get("/analytics-next/bundles/missing.js").status_code == 404
+
+
+def test_snippet_points_the_loader_at_this_server(source, settings):
+    settings.ALLOWED_HOSTS = ["tessera.example"]
+    from django.test import RequestFactory
+
+    from customers.tracking.snippet import tracking_snippet
+
+    html = tracking_snippet(source, RequestFactory().get("/", HTTP_HOST="tessera.example:8000"))
+    assert 'analytics._cdn="http://tessera.example:8000"' in html
+    assert f'analytics.load("{source.write_key}")' in html
+    assert "cdn.segment.com" not in html
