@@ -7,6 +7,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("api/", include("segmentation.api.export_urls")),
     path("api/", include("segmentation.api.urls")),
     path("api/", include("customers.api.urls")),
     path("", include("customers.tracking.urls")),

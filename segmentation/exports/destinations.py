@@ -182,5 +182,5 @@ def _deliver_webhook(url: str, secret: str, path: str, filename: str, export: Ex
 def _unlink(path: str) -> None:
     try:
         os.unlink(path)
-    except FileNotFoundError:
+    except OSError:
         pass

@@ -39,12 +39,21 @@ def parse_cron(expr: str) -> dict:
 
 
 def schedule_validate(*, export: Export) -> None:
-    validate_timezone(export.timezone)
+    errors = {}
+    checks = [lambda: validate_timezone(export.timezone)]
     if export.schedule_type == Export.ScheduleType.CRONTAB:
-        parse_cron(export.cron)
-    elif export.schedule_type == Export.ScheduleType.INTERVAL:
-        if not export.interval_minutes or export.interval_minutes < 1:
-            raise ValidationError({"interval_minutes": "Give the interval in whole minutes (at least 1)."})
+        checks.append(lambda: parse_cron(export.cron))
+    elif export.schedule_type == Export.ScheduleType.INTERVAL and (
+        not export.interval_minutes or export.interval_minutes < 1
+    ):
+        errors["interval_minutes"] = ["Give the interval in whole minutes (at least 1)."]
+    for check in checks:
+        try:
+            check()
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+    if errors:
+        raise ValidationError(errors)
 
 
 def schedule_sync(*, export: Export) -> PeriodicTask | None:

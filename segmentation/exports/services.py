@@ -54,7 +54,10 @@ def _setting(name: str, default):
 # ------------------------------------------------------------------------------
 def filename_render(*, export: Export, when: dt.datetime, run_id: int | None = None) -> str:
     """The file name from the template; `{date:...}` is formatted in the export's time zone (decisions 42)."""
-    local = when.astimezone(zoneinfo.ZoneInfo(export.zone_name))
+    try:
+        local = when.astimezone(zoneinfo.ZoneInfo(export.zone_name))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError({"timezone": f"“{export.zone_name}” is not an IANA time zone."})
     try:
         name = export.filename_template.format(
             segment=export.segment.key, export=export.name, date=local, run=run_id or 0, mode=export.mode
