@@ -75,10 +75,11 @@ def test_folder_settings_are_validated_on_save(segment):
 
 
 def test_s3_compatible_storage_gets_one_upload(members, segment, settings, tmp_path):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "exports-bucket": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "bucket")}},
-    }  # fmt: skip
+    bucket = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(tmp_path / "bucket")},
+    }
+    settings.STORAGES = {**settings.STORAGES, "exports-bucket": bucket}
     export = make_export(segment, destination_kind="s3", destination={"storage": "exports-bucket", "prefix": "daily/"})
     run = run_now(export)
     assert run.status == "succeeded", run.error
