@@ -1,0 +1,64 @@
+"""`recompute_segments` command and the periodic-task registration."""
+
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+from django_celery_beat.models import PeriodicTask
+
+from customers.models import Job
+from segmentation.models import Membership, Segment
+from segmentation.receivers import periodic_tasks_register
+from segmentation.services import segment_create
+from tests.factories import CustomerFactory
+
+PL = {"match": "all", "conditions": [{"attribute": "country", "operator": "is", "value": "PL"}]}
+
+
+def test_recompute_all_in_dependency_order(db, capsys):
+    segment_create(name="Poles", key="poles", definition=PL)
+    segment_create(
+        name="On top", key="on-top", definition={"match": "all", "conditions": [{"segment": "poles", "operator": "in"}]}
+    )
+    customer = CustomerFactory(country="PL")
+    call_command("recompute_segments")
+    out = capsys.readouterr().out
+    assert out.index("poles:") < out.index("on-top:")
+    assert "poles: 1 members (+1 / -0)" in out
+    assert Membership.objects.filter(segment__key="on-top", customer=customer).exists()
+    everyone = Segment.objects.get(key="everyone")
+    assert everyone.status == Segment.Status.READY and everyone.member_count == 1
+    job = Job.objects.get(kind="recompute")
+    assert job.status == Job.Status.SUCCEEDED and job.progress == job.total
+
+
+def test_recompute_named_keys(db, capsys):
+    segment_create(name="Poles", key="poles", definition=PL)
+    call_command("recompute_segments", "POLES")
+    out = capsys.readouterr().out
+    assert "poles: 0 members" in out and "everyone" not in out
+    with pytest.raises(CommandError):
+        call_command("recompute_segments", "ghost")
+    segment_create(name="Static", key="by-hand", kind="static")
+    with pytest.raises(CommandError):
+        call_command("recompute_segments", "by-hand")
+
+
+def test_periodic_tasks_are_registered_idempotently(db, settings):
+    # Registered after migrate already; again with new intervals, still one row each.
+    settings.TESSERA_SWEEP_TIME_MINUTES = 7
+    periodic_tasks_register()
+    periodic_tasks_register()
+    tasks = {t.name: t for t in PeriodicTask.objects.filter(task__startswith="segmentation.")}
+    assert set(tasks) == {"Segments: sweep time-dependent", "Segments: sweep all", "Segments: watchdog"}
+    sweep = tasks["Segments: sweep time-dependent"]
+    assert (sweep.interval.every, sweep.interval.period) == (7, "minutes")
+    assert json.loads(sweep.kwargs) == {"scope": "time"}
+    assert tasks["Segments: sweep all"].interval.every == 60
+
+
+def test_prebuilt_dependencies_are_classified_after_migrate(db):
+    loyal = Segment.objects.get(key="loyal-customers")
+    assert loyal.prebuilt and loyal.status == Segment.Status.PENDING
+    assert "orders_count" in loyal.dependencies["attributes"]
+    assert loyal.dependencies["time"] is True
