@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from django.db import connection
-from django.db.models import Count, F, IntegerField, Max, OuterRef, Subquery, Value
+from django.db.models import Count, F, FloatField, IntegerField, Max, OuterRef, Subquery, Value
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Coalesce
 
@@ -76,6 +76,13 @@ def _value_expression(col: Column):
             events = events.filter(name=ORDER_EVENT)
         counted = events.order_by().values("customer_id").annotate(n=Count("*")).values("n")
         return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+    if col.key == "total_spent":
+        # The engine's own sum (JSON number or numeric string, rounded to 6 places), 0 without orders.
+        from segmentation.engine.compiler import JsonNumber, sum_expr
+
+        orders = Event.objects.filter(customer_id=OuterRef("customer_id"), name=ORDER_EVENT).order_by()
+        summed = orders.values("customer_id").annotate(s=sum_expr(JsonNumber("properties", ["revenue"], strings=True)))
+        return Coalesce(Subquery(summed.values("s")), Value(0), output_field=FloatField())
     if col.key == "last_order_at":
         last = Event.objects.filter(customer_id=OuterRef("customer_id"), name=ORDER_EVENT).order_by()
         return Subquery(last.values("customer_id").annotate(t=Max("timestamp")).values("t"))

@@ -98,7 +98,7 @@ def _cell(col: Column, ref: str, cid: str, today: dt.date) -> tuple[str, list, b
     if col.type == "date":
         return f"to_char({ref}, 'YYYY-MM-DD')", [], False
     if col.type == "number":
-        return f"({ref})::text", [], False
+        return f"trim_scale(({ref})::numeric)::text", [], False
     return ref, [], col.source != "change"
 
 

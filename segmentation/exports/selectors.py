@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
 
 from customers.attributes import PROFILE_ATTRIBUTES
 from customers.models import AttributeDefinition, Customer
+from segmentation.engine import compile_definition
 from segmentation.models import Export, ExportRun, Membership, Segment
-
-logger = logging.getLogger(__name__)
 
 PROFILE_FIELDS = tuple(key for key, *_ in PROFILE_ATTRIBUTES)
 STORED_DATETIMES = ("created_at", "updated_at", "first_seen_at", "last_seen_at")
 # Computed from events at run time (customers.attributes.SYSTEM_ATTRIBUTES).
-COMPUTED = {"event_count": "number", "orders_count": "number", "last_order_at": "datetime", "age": "number"}
+COMPUTED = {
+    "event_count": "number",
+    "orders_count": "number",
+    "total_spent": "number",
+    "last_order_at": "datetime",
+    "age": "number",
+}
 SPECIAL = {"tags": "list", "entered_at": "datetime"}
 ORDER_EVENT = "Order Completed"
 
@@ -63,22 +68,6 @@ def export_columns(*, export: Export) -> list[Column]:
     return cols
 
 
-def _fallback_known_q(key: str) -> Q:
-    """has_any_value for one attribute, used only while the engine's compiler is unavailable."""
-    if key == "tags":
-        return Q(tags__isnull=False)
-    if key.startswith("custom."):
-        k = key[len("custom.") :]
-        return Q(custom__has_key=k) & ~Q(**{f"custom__{k}": None}) & ~Q(**{f"custom__{k}": ""})
-    if key in COMPUTED and key != "last_order_at" and key != "age":
-        return Q()
-    if key == "age":
-        return Q(birth_date__isnull=False)
-    if key == "last_order_at":
-        return Q(events__name=ORDER_EVENT)
-    return Q(**{f"{key}__isnull": False}) & ~Q(**{key: ""}) if key in PROFILE_FIELDS else Q(**{f"{key}__isnull": False})
-
-
 def mandatory_q(*, keys: list[str], now=None) -> Q:
     """Customers that have every mandatory attribute: the complement of `is_unknown` (decisions 43).
 
@@ -88,20 +77,7 @@ def mandatory_q(*, keys: list[str], now=None) -> Q:
     if not keys:
         return Q()
     definition = {"match": "all", "conditions": [{"attribute": k, "operator": "has_any_value"} for k in keys]}
-    try:
-        from segmentation.engine import compile_definition
-    except ImportError:  # the engine lands in parallel; keep exports usable meanwhile
-        compile_definition = None
-    if compile_definition is not None:
-        try:
-            return compile_definition(definition, now=now)
-        except TypeError:
-            return compile_definition(definition)
-    logger.warning("segmentation.engine unavailable; using the export fallback for mandatory attributes")
-    q = Q()
-    for key in keys:
-        q &= Q(pk__in=Customer.objects.filter(_fallback_known_q(key)).values("pk"))
-    return q
+    return compile_definition(definition, now=now or timezone.now())
 
 
 def mandatory_expression(*, keys: list[str], now=None):

@@ -95,7 +95,8 @@ def rich_segment(segment):
             custom=custom, tags=[f"t{i % 3}", texts[i % 5].replace(",", "") or "x", "Ä"] if i % 3 else [],
         )  # fmt: skip
         if i % 4 == 2:
-            EventFactory(customer=c, name="Order Completed", properties={"revenue": 10})
+            EventFactory(customer=c, name="Order Completed", properties={"revenue": [10, 0.1, "12.345"][i % 3]})
+            EventFactory(customer=c, name="Order Completed", properties={"revenue": 0.2})
             EventFactory(customer=c)
         customers.append(c)
     add_members(segment, customers)
@@ -105,7 +106,8 @@ def rich_segment(segment):
 ALL_COLUMNS = [
     "external_id", "email", "phone", "first_name", "last_name", "gender", "birth_date", "country", "city",
     "language", "source", "created_at", "first_seen_at", "last_seen_at", "age", "event_count", "orders_count",
-    "last_order_at", "tags", "entered_at", "custom.n", "custom.b", "custom.d", "custom.t", "custom.l", "custom.s",
+    "total_spent", "last_order_at", "tags", "entered_at", "custom.n", "custom.b", "custom.d", "custom.t", "custom.l",
+    "custom.s",
 ]  # fmt: skip
 
 

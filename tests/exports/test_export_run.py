@@ -121,3 +121,26 @@ def test_erased_customers_never_appear_in_later_full_exports(members, segment):
     assert b"b2" in content(run_now(export))
     customer_erase(customer=members[1])
     assert b"b2" not in content(run_now(export))
+
+
+def test_computed_system_columns(segment):
+    import datetime as dt
+
+    from tests.factories import EventFactory
+
+    buyer, idle = (
+        CustomerFactory(external_id="buyer"),
+        CustomerFactory(external_id="idle", birth_date=dt.date(2000, 2, 29)),
+    )
+    at = dt.datetime(2026, 3, 1, 12, 0, 0, 250000, tzinfo=dt.UTC)
+    EventFactory(customer=buyer, name="Order Completed", properties={"revenue": 0.1}, timestamp=at)
+    EventFactory(
+        customer=buyer, name="Order Completed", properties={"revenue": "0.2"}, timestamp=at - dt.timedelta(days=1)
+    )
+    EventFactory(customer=buyer, name="Page Viewed")
+    add_members(segment, [buyer, idle])
+    cols = ["external_id", "event_count", "orders_count", "total_spent", "last_order_at", "age"]
+    run = run_now(make_export(segment, columns=cols))
+    lines = content(run).decode().split("\r\n")
+    assert lines[1] == "buyer,3,2,0.3,2026-03-01T12:00:00.250000Z,"
+    assert lines[2].startswith("idle,0,0,0,,")
