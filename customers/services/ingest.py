@@ -11,12 +11,11 @@ violation or deadlock, which is how two requests creating the same profile stay 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from dataclasses import dataclass, field
 
-from django.db import IntegrityError, OperationalError, transaction
-from django.db.models import Case, Value, When
-from django.db.models.functions import Coalesce, Greatest, Least
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from customers.models import Customer, CustomerIdentity, Event, Source
@@ -29,7 +28,6 @@ from .profiles import PROFILE_FIELDS, customer_apply_values, normalize_values
 logger = logging.getLogger(__name__)
 
 ATTEMPTS = 5
-SEEN_CHUNK = 300  # customers per CASE update; keeps statements well under SQLite's variable limit
 
 
 @dataclass
@@ -82,10 +80,23 @@ def _send_signals(result: IngestResult) -> None:
 
 def _unique_messages(source: Source, messages: list[Message]) -> list[Message]:
     """Drop messageIds already stored for this source or repeated in this request."""
-    ids = {m.message_id for m in messages if m.message_id is not None and m.type in EVENT_TYPES}
+    ids = sorted({m.message_id for m in messages if m.message_id is not None and m.type in EVENT_TYPES})
     seen = set()
     if ids:
-        seen = set(Event.objects.filter(source=source, message_id__in=ids).values_list("message_id", flat=True))
+        # Raw SQL: the ORM spends more time preparing a 500-item IN list than the index lookup takes.
+        table = connection.ops.quote_name(Event._meta.db_table)
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    f"SELECT message_id FROM {table} WHERE source_id = %s AND message_id = ANY(%s)", [source.pk, ids]
+                )
+            else:
+                marks = ", ".join(["%s"] * len(ids))
+                cursor.execute(
+                    f"SELECT message_id FROM {table} WHERE source_id = %s AND message_id IN ({marks})",
+                    [source.pk, *ids],
+                )
+            seen = {row[0] for row in cursor.fetchall()}
     out = []
     for m in messages:
         if m.message_id is not None:
@@ -256,16 +267,54 @@ def _apply_traits(messages: list[Message], owners: dict[int, int], result: Inges
 
 def _widen_seen(times: dict[int, tuple[dt.datetime, dt.datetime]]) -> None:
     """first_seen_at/last_seen_at = min/max with the batch's times, in SQL so concurrent batches
-    on the same profile cannot lose each other's update (late events are fine too)."""
+    on the same profile cannot lose each other's update (late events are fine too).
+
+    Hand-written: the ORM's CASE form costs ~1 ms per row to compile. PostgreSQL gets the whole
+    batch as three arrays in one statement; SQLite runs in-process, where executemany is cheap.
+    """
     pks = sorted(times)
-    for start in range(0, len(pks), SEEN_CHUNK):
-        chunk = pks[start : start + SEEN_CHUNK]
-        first = Case(*[When(pk=pk, then=Value(times[pk][0])) for pk in chunk])
-        last = Case(*[When(pk=pk, then=Value(times[pk][1])) for pk in chunk])
-        Customer.objects.filter(pk__in=chunk).update(
-            first_seen_at=Least(Coalesce("first_seen_at", first), first),
-            last_seen_at=Greatest(Coalesce("last_seen_at", last), last),
-        )
+    table = connection.ops.quote_name(Customer._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {table} AS c SET "
+                "first_seen_at = LEAST(COALESCE(c.first_seen_at, v.f), v.f), "
+                "last_seen_at = GREATEST(COALESCE(c.last_seen_at, v.l), v.l) "
+                "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS v(id, f, l) WHERE c.id = v.id",
+                [pks, [times[pk][0] for pk in pks], [times[pk][1] for pk in pks]],
+            )
+        else:
+            adapt = connection.ops.adapt_datetimefield_value
+            cursor.executemany(
+                f"UPDATE {table} SET first_seen_at = MIN(COALESCE(first_seen_at, %s), %s), "
+                "last_seen_at = MAX(COALESCE(last_seen_at, %s), %s) WHERE id = %s",
+                [(f, f, last, last, pk) for pk in pks for f, last in [map(adapt, times[pk])]],
+            )
+
+
+EVENT_COLUMNS = ("customer_id", "source_id", "name", "timestamp", "received_at", "properties", "context", "message_id")
+
+
+def _insert_events(rows: list[tuple]) -> None:
+    """INSERT that skips replayed messageIds (the first payload wins, decisions 19).
+
+    Hand-written because bulk_create spends ~1 ms per row compiling JSON fields; the unique
+    (source, message_id) index does the deduplication.
+    """
+    if not rows:
+        return
+    table = connection.ops.quote_name(Event._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(c) for c in EVENT_COLUMNS)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # COPY is the fastest way in; it has no ON CONFLICT, but replays were filtered out
+            # above, and a concurrent identical messageId raises IntegrityError -> retry.
+            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join(["%s"] * len(EVENT_COLUMNS))
+            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING", rows)
 
 
 def _ingest(*, source: Source, messages: list[Message], received_at: dt.datetime) -> IngestResult:
@@ -288,22 +337,26 @@ def _ingest(*, source: Source, messages: list[Message], received_at: dt.datetime
         times[pk] = (min(low, m.timestamp), max(high, m.timestamp))
     _widen_seen(times)
 
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    pg = connection.vendor == "postgresql"
+    adapt = (lambda value: value) if pg else connection.ops.adapt_datetimefield_value
+    received = adapt(received_at)
     events = [
-        Event(
-            customer_id=owners[m.index],
-            source=source,
-            name=m.event,
-            timestamp=m.timestamp,
-            received_at=received_at,
-            properties=m.properties,
-            context=m.context,
-            message_id=m.message_id,
+        (
+            owners[m.index],
+            source.pk,
+            m.event,
+            adapt(m.timestamp),
+            received,
+            dumps(m.properties),
+            dumps(m.context),
+            m.message_id,
         )
         for m in messages
         if m.type in EVENT_TYPES
     ]
-    Event.objects.bulk_create(events, ignore_conflicts=True)
+    _insert_events(events)
     result.customer_ids = {resolver.final(pk) for pk in owners.values()}
-    result.event_names = {e.name for e in events}
+    result.event_names = {m.event for m in messages if m.type in EVENT_TYPES}
     result.changed_ids = {resolver.final(pk) for pk in changed}
     return result

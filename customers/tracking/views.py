@@ -113,7 +113,7 @@ def tracking_view(request, route: str):
         if source is None:
             key = write_key_from(authorization="", body=data, query_key=request.GET.get("writeKey"))
             source = _source(key)
-        parsed = parse_payload(data=data, route_type=route_type, received_at=received_at)
+        parsed = parse_payload(data=data, route_type=route_type, received_at=received_at, body_size=len(body))
         _throttle(source, len(parsed.messages))
     except TrackingError as exc:
         return _error(exc)
