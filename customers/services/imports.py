@@ -414,6 +414,8 @@ def _send_changed(ids: array) -> None:
 # metadata and uuid4 only; values always go through parameters.
 # ------------------------------------------------------------------------------
 STAGED_PROFILE = (KEY, *PROFILE_FIELDS)
+# Before apply(): a row that matched no profile (and is not an ambiguous email).
+IS_NEW = "(customer_id IS NULL AND coalesce(match_count, 0) = 0)"
 
 
 class Staging:
@@ -438,7 +440,7 @@ class Staging:
         staging._run(
             f"CREATE TEMP TABLE {staging.table} (line integer PRIMARY KEY, {profile}, "
             f"custom {json_type}, tags {json_type}, tag_keys {json_type}, customer_id bigint, match_count integer, "
-            "is_new boolean NOT NULL DEFAULT false, attrs_changed boolean NOT NULL DEFAULT false, "
+            "attrs_changed boolean NOT NULL DEFAULT false, "
             "tags_changed boolean NOT NULL DEFAULT false, new_id bigint)"
         )
         staging._run(f"CREATE TEMP TABLE {staging.table}_err (line integer, col text, msg text)")
@@ -483,17 +485,20 @@ class Staging:
 
     # -- load --------------------------------------------------------------------
     def load(self, chunk: list) -> None:
+        dumps = json.JSONEncoder().encode
         rows = []
         for line, external_id, values, custom_values, tags in chunk:
             birth_date = values.get("birth_date")
             row = [line, external_id]
             row.extend(values.get(f) for f in PROFILE_FIELDS)
             row[2 + PROFILE_FIELDS.index("birth_date")] = birth_date.isoformat() if birth_date else None
-            row.append(json.dumps(custom_values))
+            row.append(dumps(custom_values) if custom_values else "{}")
             if tags is None:
                 row.extend([None, None])
+            elif not tags:
+                row.extend(["[]", "[]"])
             else:
-                row.extend([json.dumps(tags), json.dumps([t.lower() for t in tags])])
+                row.extend([dumps(tags), dumps([t.lower() for t in tags])])
             rows.append(row)
         columns = ", ".join(("line", *STAGED_PROFILE, "custom", "tags", "tag_keys"))
         with connection.cursor() as cursor:
@@ -509,10 +514,13 @@ class Staging:
     def analyse(self) -> None:
         """Match rows to profiles, find in-file conflicts, and mark what would change."""
         t, c = self.table, self.customers
-        self._run(f"CREATE INDEX {t}_ext ON {t} (external_id)")
-        self._run(f"CREATE INDEX {t}_email ON {t} (email)")
         if self.pg:
+            # No indexes: PostgreSQL hash-joins the staging table, and each index would make the
+            # updates below rewrite it too.
             self._run(f"ANALYZE {t}")
+        else:
+            self._run(f"CREATE INDEX {t}_ext ON {t} (external_id)")
+            self._run(f"CREATE INDEX {t}_email ON {t} (email)")
         self._run(
             f"UPDATE {t} SET customer_id = c.id FROM {c} AS c "
             f"WHERE {t}.external_id IS NOT NULL AND c.external_id = {t}.external_id"
@@ -525,8 +533,8 @@ class Staging:
             f"UPDATE {t} SET customer_id = (SELECT min(c.id) FROM {c} AS c WHERE c.email = {t}.email) "
             f"WHERE {t}.external_id IS NULL AND match_count = 1"
         )
-        self._run(f"UPDATE {t} SET is_new = true WHERE customer_id IS NULL AND coalesce(match_count, 0) = 0")
-        self._run(f"CREATE INDEX {t}_cust ON {t} (customer_id)")
+        if not self.pg:
+            self._run(f"CREATE INDEX {t}_cust ON {t} (customer_id)")
         self._find_conflicts()
         self._mark_changes()
 
@@ -596,12 +604,13 @@ class Staging:
         """(created, updated, unchanged) among the rows without errors."""
         t = self.table
         row = self._all(
-            "SELECT coalesce(sum(CASE WHEN is_new THEN 1 ELSE 0 END), 0), "
-            "coalesce(sum(CASE WHEN NOT is_new AND (attrs_changed OR tags_changed) THEN 1 ELSE 0 END), 0), "
-            "coalesce(sum(CASE WHEN NOT is_new AND NOT attrs_changed AND NOT tags_changed THEN 1 ELSE 0 END), 0) "
+            f"SELECT coalesce(sum(CASE WHEN {IS_NEW} THEN 1 END), 0), "
+            "coalesce(sum(CASE WHEN customer_id IS NOT NULL AND (attrs_changed OR tags_changed) THEN 1 END), 0), "
+            "coalesce(sum(CASE WHEN customer_id IS NOT NULL THEN 1 END), 0) "
             f"FROM {t} WHERE line NOT IN (SELECT line FROM {t}_err)"
         )[0]
-        return int(row[0]), int(row[1]), int(row[2])
+        created, updated, matched = (int(v) for v in row)
+        return created, updated, matched - updated
 
     # -- write ------------------------------------------------------------------
     def apply(self, *, tag_names: dict[str, str], default_source: str | None) -> None:
@@ -624,10 +633,10 @@ class Staging:
         )
         # New profiles, with ids taken up front so tags can follow without matching rows back.
         if self.pg:
-            self._run(f"UPDATE {t} SET new_id = nextval(pg_get_serial_sequence(%s, 'id')) WHERE is_new", [c])
+            self._run(f"UPDATE {t} SET new_id = nextval(pg_get_serial_sequence(%s, 'id')) WHERE {IS_NEW}", [c])
         else:
             self._run(
-                f"WITH n AS (SELECT line, row_number() OVER (ORDER BY line) AS rn FROM {t} WHERE is_new) "
+                f"WITH n AS (SELECT line, row_number() OVER (ORDER BY line) AS rn FROM {t} WHERE {IS_NEW}) "
                 f"UPDATE {t} SET new_id = n.rn + max(coalesce((SELECT max(id) FROM {c}), 0), "
                 f"coalesce((SELECT seq FROM sqlite_sequence WHERE name = %s), 0)) FROM n WHERE n.line = {t}.line",
                 [c],
@@ -648,15 +657,16 @@ class Staging:
             conflict.append(f"custom = {self._merge_custom(f'{c}.custom', 'excluded.custom', params)}")
         conflict.append("updated_at = excluded.updated_at")
         self._run(
-            f"INSERT INTO {c} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {t} WHERE is_new "
+            f"INSERT INTO {c} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {t} WHERE new_id IS NOT NULL "
             f"ON CONFLICT (external_id) DO UPDATE SET {', '.join(conflict)}",
             params,
         )
+        # From here a row's profile is coalesce(customer_id, new_id); the racing profile (if any)
+        # replaces new_id, which was then never inserted.
         self._run(
-            f"UPDATE {t} SET customer_id = c.id FROM {c} AS c "
-            f"WHERE {t}.is_new AND {t}.external_id IS NOT NULL AND c.external_id = {t}.external_id"
+            f"UPDATE {t} SET customer_id = c.id FROM {c} AS c WHERE {t}.new_id IS NOT NULL "
+            f"AND {t}.external_id IS NOT NULL AND c.external_id = {t}.external_id AND c.id <> {t}.new_id"
         )
-        self._run(f"UPDATE {t} SET customer_id = new_id WHERE is_new AND customer_id IS NULL")
         if self.has_tags:
             self._replace_tags()
 
@@ -683,20 +693,21 @@ class Staging:
     def _replace_tags(self) -> None:
         t, through = self.table, self.tags_through
         self._run(
-            f"DELETE FROM {through} WHERE customer_id IN (SELECT customer_id FROM {t} WHERE tags_changed OR is_new)"
+            f"DELETE FROM {through} WHERE customer_id IN "
+            f"(SELECT coalesce(customer_id, new_id) FROM {t} WHERE tags_changed OR new_id IS NOT NULL)"
         )
         self._run(
-            f"INSERT INTO {through} (customer_id, tag_id) SELECT {t}.customer_id, m.tag_id "
+            f"INSERT INTO {through} (customer_id, tag_id) SELECT coalesce({t}.customer_id, {t}.new_id), m.tag_id "
             f"FROM {t}, {self._each(f'{t}.tag_keys')}, {t}_tags AS m "
-            f"WHERE m.key = x.value AND ({t}.tags_changed OR {t}.is_new)"
+            f"WHERE m.key = x.value AND ({t}.tags_changed OR {t}.new_id IS NOT NULL)"
         )
 
     def touched_ids(self) -> array:
         ids = array("q")
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT customer_id FROM {self.table} WHERE is_new OR attrs_changed OR tags_changed "
-                "ORDER BY customer_id"
+                f"SELECT coalesce(customer_id, new_id) AS id FROM {self.table} "
+                "WHERE new_id IS NOT NULL OR attrs_changed OR tags_changed ORDER BY id"
             )
             while batch := cursor.fetchmany(SIGNAL_BATCH):
                 ids.extend(row[0] for row in batch)

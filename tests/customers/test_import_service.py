@@ -333,3 +333,21 @@ def test_progress_is_reported(tmp_path):
     calls = []
     run(csv("external_id", *[f"u{i}" for i in range(10)]), progress=lambda done, total: calls.append((done, total)))
     assert calls[-1] == (11, 11)
+
+
+def test_a_profile_created_between_checks_and_write_is_updated(monkeypatch):
+    from customers.services import imports
+
+    original = imports.Staging.apply
+
+    def racing_apply(self, **kwargs):
+        CustomerFactory(external_id="u1", email="old@example.com", city="Old", tags=["gone"])
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(imports.Staging, "apply", racing_apply)
+    result = run(csv("external_id,city,tags", "u1,New,vip", "u2,Other,vip"))
+    assert result.ok and result.created == 2  # as previewed; u1 turned out to exist by then
+    racer = Customer.objects.get(external_id="u1")
+    assert (racer.city, racer.email) == ("New", "old@example.com")
+    assert tag_names(racer) == ["vip"]
+    assert Customer.objects.count() == 2
