@@ -21,7 +21,7 @@ NUM_WORDS = {
     "at_most": "at most",
     "at_least": "at least",
 }
-AGGREGATE_WORDS = {"sum": "total", "avg": "average", "min": "minimum", "max": "maximum"}
+AGGREGATE_WORDS = {"sum": "a total", "avg": "an average", "min": "a minimum", "max": "a maximum"}
 
 
 def summarize(definition: dict) -> str:
@@ -31,7 +31,10 @@ def summarize(definition: dict) -> str:
         return "Nobody" if definition.get("negate") else "Everyone"
     if not definition.get("negate") and definition.get("match") == "all":
         parts = [_clause(c) for c in conditions]
-        return "Customers " + " and ".join(parts)
+        # "Customers in Poland who spent ...": place clauses read without a joining "and".
+        places = [p for p in parts if p.startswith("in ")]
+        rest = [p for p in parts if not p.startswith("in ")]
+        return " ".join(["Customers", *[" and ".join(x) for x in (places, rest) if x]])
     return "Customers matching " + describe(definition)
 
 
@@ -58,8 +61,8 @@ def _clause(node: dict) -> str:
         return f"in {_country(node['value'])}"
     if "attribute" in node and node["attribute"] == "total_spent" and node["operator"] in NUM_WORDS:
         return f"who spent {NUM_WORDS[node['operator']]} {_value(node['value'])} in total"
-    if "event" in node:
-        return "who " + _event(node)
+    if "event" in node or (node.get("attribute") == "tags" and node["operator"] not in ("has_any_value", "is_unknown")):
+        return "who " + describe(node)
     if "segment" in node or "conditions" in node:
         return "who are " + describe(node) if "segment" in node else "matching " + describe(node)
     return "whose " + _attribute(node)
@@ -109,7 +112,7 @@ def _event(node: dict) -> str:
         if prop == "revenue" and agg["function"] == "sum":
             text = f"spent {amount} in total on {name}"
         else:
-            text = f"had a {AGGREGATE_WORDS[agg['function']]} {prop} {amount} over {name} events"
+            text = f"had {AGGREGATE_WORDS[agg['function']]} {prop} {amount} over {name} events"
     elif "count" in node:
         count = node["count"]
         if count["operator"] == "is" and count["value"] == 0:
