@@ -24,6 +24,7 @@ class TagFactory(factory.django.DjangoModelFactory):
 class CustomerFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Customer
+        skip_postgeneration_save = True
 
     external_id = factory.Sequence(lambda n: f"user-{n}")
     email = factory.Sequence(lambda n: f"user{n}@example.com")
