@@ -2,6 +2,7 @@
 
 import logging
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from segmentation.models import Membership, Segment, Snapshot
@@ -32,13 +33,22 @@ class TagNamesField(serializers.ListField):
         return sorted(tag.name for tag in value.all())
 
 
+@extend_schema_field({"type": "string", "description": "`dynamic`, `static` or `external`."})
+class SegmentKindField(serializers.ChoiceField):
+    """Documented as text: an enum used by several components collides with the other `kind`
+    enums of the API (attributes, destinations) in drf-spectacular's naming."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=Segment.Kind.choices, **kwargs)
+
+
 class SegmentSerializer(serializers.Serializer):
     key = serializers.CharField(
         required=False, trim_whitespace=False, help_text="3–64 letters, digits, hyphens, underscores or spaces."
     )
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
-    kind = serializers.ChoiceField(choices=Segment.Kind.choices, default=Segment.Kind.DYNAMIC)
+    kind = SegmentKindField(default=Segment.Kind.DYNAMIC)
     definition = serializers.JSONField(
         required=False,
         allow_null=True,
@@ -68,7 +78,7 @@ class SegmentUpdateSerializer(SegmentSerializer):
 
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(required=False, allow_blank=True)
-    kind = serializers.ChoiceField(choices=Segment.Kind.choices, required=False)
+    kind = SegmentKindField(required=False)
     definition = serializers.JSONField(required=False, allow_null=True)
     tags = TagNamesField(required=False)
     external_ref = serializers.CharField(required=False, allow_blank=True, max_length=500)

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from customers.api.errors import Conflict, DefinitionInvalid
 from customers.api.pagination import CursorPagination, PageNumberPagination
 from customers.api.permissions import RequiredPermissions, StrictModelPermissions
+from customers.api.schema import AutoSchema, error_responses
 from customers.api.serializers import JobSerializer
 from customers.models import Customer
 from customers.normalize import NormalizationError, check_clean_deep
@@ -82,10 +83,23 @@ class MemberCursorPagination(CursorPagination):
         request=s.SegmentSerializer,
         description="Auto-update segments answer `pending` and are computed in the background.",
     ),
-    update=extend_schema(summary="Replace a segment's fields", request=s.SegmentUpdateSerializer, parameters=[KEY]),
-    partial_update=extend_schema(summary="Change a segment", request=s.SegmentUpdateSerializer, parameters=[KEY]),
+    update=extend_schema(
+        summary="Replace a segment's fields",
+        request=s.SegmentUpdateSerializer,
+        responses={200: s.SegmentSerializer, **error_responses(409)},
+        parameters=[KEY],
+    ),
+    partial_update=extend_schema(
+        summary="Change a segment",
+        request=s.SegmentUpdateSerializer,
+        responses={200: s.SegmentSerializer, **error_responses(409)},
+        parameters=[KEY],
+    ),
     destroy=extend_schema(
-        summary="Delete a segment", description="409 while other segments refer to it.", parameters=[KEY]
+        summary="Delete a segment",
+        description="409 while other segments refer to it, and for pre-built segments.",
+        responses={204: None, **error_responses(409)},
+        parameters=[KEY],
     ),
 )
 class SegmentViewSet(
@@ -96,6 +110,7 @@ class SegmentViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
+    schema = AutoSchema()
     queryset = Segment.objects.select_related("owner").prefetch_related("tags")
     serializer_class = s.SegmentSerializer
     permission_classes = [SegmentPermissions]
@@ -142,7 +157,7 @@ class SegmentViewSet(
         description="Cursor-paginated, newest first. `POST` adds customers to a static or external segment.",
         parameters=[KEY],
         request=s.MembersChangeSerializer,
-        responses={200: s.MemberSerializer(many=True)},
+        responses={200: s.MemberSerializer(many=True), **error_responses(409)},
     )
     @action(detail=True, methods=["get", "post"], pagination_class=MemberCursorPagination, filter_backends=[])
     def members(self, request, key=None):
@@ -156,7 +171,7 @@ class SegmentViewSet(
         summary="Remove members",
         parameters=[KEY],
         request=s.MembersChangeSerializer,
-        responses={200: s.MembersResultSerializer},
+        responses={200: s.MembersResultSerializer, **error_responses(409)},
     )
     @action(detail=True, methods=["post"], url_path="members/remove")
     def members_remove(self, request, key=None):
@@ -178,7 +193,7 @@ class SegmentViewSet(
         description="Queues a recompute; answers 202 with the job and `Location: /api/jobs/{id}/`.",
         parameters=[KEY],
         request=None,
-        responses={202: JobSerializer},
+        responses={202: JobSerializer, **error_responses(409)},
     )
     @action(detail=True, methods=["post"])
     def recompute(self, request, key=None):
@@ -223,6 +238,7 @@ class SegmentViewSet(
 class SegmentPreviewView(APIView):
     """Count, sample and summary of an unsaved definition, computed by the SQL compiler (decisions 10)."""
 
+    schema = AutoSchema()
     permission_classes = [RequiredPermissions]
     required_permissions = {"POST": ["segmentation.view_segment", "customers.view_customer"]}
 
