@@ -45,8 +45,10 @@ def segment_recompute_customers_task(
 @shared_task(name="segmentation.segments_sweep")
 def segments_sweep_task(scope: str = "all"):
     from segmentation.services import segments_sweep
+    from segmentation.services.jobs import job_create
 
-    return {"applied": segments_sweep(scope=scope)["applied"]}
+    job = job_create(params={"sweep": scope})
+    return {"applied": segments_sweep(scope=scope, job_id=job.pk)["applied"]}
 
 
 @shared_task(name="segmentation.segments_watchdog")

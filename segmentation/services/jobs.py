@@ -14,10 +14,11 @@ def job_create(*, params: dict, created_by=None, total: int | None = None) -> Jo
     return Job.objects.create(kind=RECOMPUTE, params=params, created_by=user, total=total)
 
 
-def job_start(job_id: int | None) -> None:
+def job_start(job_id: int | None, *, total: int | None = None) -> None:
     if job_id:
+        extra = {"total": total} if total is not None else {}
         Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
-            status=Job.Status.RUNNING, started_at=timezone.now()
+            status=Job.Status.RUNNING, started_at=timezone.now(), **extra
         )
 
 

@@ -83,11 +83,15 @@ def _result(segment: Segment, version: int, status: str, **extra) -> dict:
     return {"segment": segment.key, "segment_id": segment.pk, "version": version, "status": status, **extra}
 
 
-def segment_recompute(*, segment_id: int, version: int, reason: str = Reason.SCHEDULED, now=None) -> dict:
+def segment_recompute(
+    *, segment_id: int, version: int, reason: str = Reason.SCHEDULED, now=None, batch_keys: set[str] | None = None
+) -> dict:
     """Recompute one dynamic segment for `version` and apply the difference atomically.
 
     Returns {"status": "applied" | "skipped", "entered", "exited", "size", ...}. A failure marks
     the segment `failed` with the error (its last membership stays) and re-raises for the retry.
+    `batch_keys` (lower-cased) are segments the caller recomputes next anyway, in dependency
+    order: their re-evaluation is not requested again.
     """
     from segmentation.engine import compile_definition
 
@@ -152,7 +156,7 @@ def segment_recompute(*, segment_id: int, version: int, reason: str = Reason.SCH
         )
         raise
     if counts["entered"] or counts["exited"] or first_time:
-        dependents_reevaluate(segment=segment, snapshot_id=snapshot.pk, first_time=first_time)
+        dependents_reevaluate(segment=segment, snapshot_id=snapshot.pk, first_time=first_time, exclude=batch_keys)
     return _result(segment, version, "applied", snapshot_id=snapshot.pk, duration_ms=duration_ms, **counts)
 
 
@@ -160,7 +164,12 @@ def segment_recompute(*, segment_id: int, version: int, reason: str = Reason.SCH
 # Dependents (decisions 26)
 # ------------------------------------------------------------------------------
 def dependents_reevaluate(
-    *, segment: Segment, snapshot_id: int | None = None, customer_ids=None, first_time: bool = False
+    *,
+    segment: Segment,
+    snapshot_id: int | None = None,
+    customer_ids=None,
+    first_time: bool = False,
+    exclude: set[str] | None = None,
 ) -> None:
     """After `segment`'s membership changed, re-evaluate the segments that refer to it.
 
@@ -173,7 +182,9 @@ def dependents_reevaluate(
 
     from .segments import segment_dependents
 
-    dependents = segment_dependents(key=segment.key, exclude_pk=segment.pk)
+    dependents = [
+        d for d in segment_dependents(key=segment.key, exclude_pk=segment.pk) if d.key.lower() not in (exclude or ())
+    ]
     if not dependents:
         return
     if customer_ids is None and snapshot_id is not None:
@@ -207,12 +218,15 @@ def segments_recompute_many(*, segments, reason: str = Reason.SCHEDULED, now=Non
     """
     now = now or timezone.now()
     ordered = segments_in_dependency_order(list(segments))
-    job_start(job_id)
+    batch_keys = {s.key.lower() for s in ordered}
+    job_start(job_id, total=len(ordered))
     results, errors = [], []
     for done, segment in enumerate(ordered, start=1):
         version = segment_request_recompute(segment=segment, reason=reason, enqueue=False)
         try:
-            results.append(segment_recompute(segment_id=segment.pk, version=version, reason=reason, now=now))
+            results.append(
+                segment_recompute(segment_id=segment.pk, version=version, reason=reason, now=now, batch_keys=batch_keys)
+            )
         except Exception as exc:  # never let one segment block the others
             logger.exception("Recompute of segment %s failed", segment.key)
             results.append(_result(segment, version, "failed", error=str(exc)))

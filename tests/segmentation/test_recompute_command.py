@@ -62,3 +62,14 @@ def test_prebuilt_dependencies_are_classified_after_migrate(db):
     assert loyal.prebuilt and loyal.status == Segment.Status.PENDING
     assert "orders_count" in loyal.dependencies["attributes"]
     assert loyal.dependencies["time"] is True
+
+
+def test_sweep_task_reports_through_a_job(db):
+    from segmentation.tasks import segments_sweep_task
+
+    Segment.objects.filter(prebuilt=True).exclude(key="everyone").delete()
+    CustomerFactory()
+    assert segments_sweep_task.delay("all").get() == {"applied": 1}
+    job = Job.objects.get(kind="recompute")
+    assert (job.status, job.total, job.progress, job.params) == (Job.Status.SUCCEEDED, 1, 1, {"sweep": "all"})
+    assert job.result["segments"][0]["segment"] == "everyone"
