@@ -187,7 +187,7 @@ def customer_import(
             return result
         if not dry_run:
             touched = _write(staging, columns, tag_names, source=source, new_attributes=result.new_attributes)
-            transaction.on_commit(lambda: _send_changed(touched))
+            transaction.on_commit(lambda: profile_changed_send(touched, reason="import"))
     except CsvFileError as exc:
         result.file_error = str(exc)
         result.errors = [{"line": exc.line, "column": None, "message": str(exc)}]
@@ -401,11 +401,12 @@ def _write(staging: Staging, columns: _Columns, tag_names: dict, *, source, new_
         return staging.touched_ids()
 
 
-def _send_changed(ids: array) -> None:
+def profile_changed_send(ids, *, reason: str) -> None:
+    """Send profile_changed for many ids in bounded batches (call after commit)."""
     from customers.signals import profile_changed
 
     for start in range(0, len(ids), SIGNAL_BATCH):
-        profile_changed.send(sender=Customer, customer_ids=list(ids[start : start + SIGNAL_BATCH]), reason="import")
+        profile_changed.send(sender=Customer, customer_ids=list(ids[start : start + SIGNAL_BATCH]), reason=reason)
 
 
 # ------------------------------------------------------------------------------
