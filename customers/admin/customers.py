@@ -7,6 +7,8 @@ store what the API or the import would refuse.
 
 from __future__ import annotations
 
+import json
+
 import pycountry
 from django import forms
 from django.contrib import admin, messages
@@ -41,7 +43,8 @@ class CountryFilter(admin.SimpleListFilter):
     parameter_name = "country"
 
     def lookups(self, request, model_admin):
-        codes = Customer.objects.exclude(country=None).values_list("country", flat=True).distinct()
+        # order_by(): Meta.ordering would add `id` to the DISTINCT columns.
+        codes = Customer.objects.exclude(country=None).order_by().values_list("country", flat=True).distinct()
         named = []
         for code in codes:
             country = pycountry.countries.get(alpha_2=code)
@@ -65,7 +68,7 @@ class ProfileSourceFilter(admin.SimpleListFilter):
     parameter_name = "source"
 
     def lookups(self, request, model_admin):
-        values = Customer.objects.exclude(source=None).values_list("source", flat=True).distinct()
+        values = Customer.objects.exclude(source=None).order_by().values_list("source", flat=True).distinct()
         return [(v, v) for v in sorted(values, key=str.lower)]
 
     def queryset(self, request, queryset):
@@ -104,6 +107,15 @@ class IdentifiedFilter(admin.SimpleListFilter):
 # ------------------------------------------------------------------------------
 # Forms
 # ------------------------------------------------------------------------------
+class PrettyJSONField(forms.JSONField):
+    """One attribute per line, so the custom attributes read like a table."""
+
+    def prepare_value(self, value):
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)
+
+
 class CustomerForm(forms.ModelForm):
     # Country is typed as a code or an English name and normalised to alpha-2 (decisions 15).
     country = forms.CharField(required=False, max_length=100, help_text="ISO code (PL, GB) or English name.")
@@ -113,7 +125,7 @@ class CustomerForm(forms.ModelForm):
         help_text="Comma-separated. New tags are created.",
         widget=forms.TextInput(attrs={"size": 60}),
     )
-    custom = forms.JSONField(
+    custom = PrettyJSONField(
         required=False,
         label="Custom attributes",
         widget=forms.Textarea(attrs={"rows": 8, "cols": 60, "class": "tessera-code"}),
@@ -205,11 +217,12 @@ class CustomerAdmin(CustomerImportMixin, admin.ModelAdmin):
     show_full_result_count = False
     ordering = ["-last_seen_at", "-id"]
     actions = ["add_tag", "remove_tag", "export_csv", "delete_selected"]
+    empty_value_display = "—"
     readonly_fields = [
         "public_id",
         "anonymous_ids",
-        "created_at",
-        "updated_at",
+        "created",
+        "updated",
         "first_seen",
         "last_seen",
         "event_count",
@@ -240,7 +253,7 @@ class CustomerAdmin(CustomerImportMixin, admin.ModelAdmin):
                     ("first_seen", "last_seen"),
                     ("event_count", "orders_count"),
                     ("total_spent", "last_order"),
-                    ("created_at", "updated_at"),
+                    ("created", "updated"),
                 ]
             },
         ),
@@ -290,6 +303,14 @@ class CustomerAdmin(CustomerImportMixin, admin.ModelAdmin):
     @admin.display(description="First seen", ordering="first_seen_at")
     def first_seen(self, obj):
         return when(obj.first_seen_at)
+
+    @admin.display(description="Created")
+    def created(self, obj):
+        return when(obj.created_at)
+
+    @admin.display(description="Attributes updated")
+    def updated(self, obj):
+        return when(obj.updated_at)
 
     @admin.display(description="Public id")
     def public_id(self, obj):
