@@ -3,6 +3,8 @@
 import copy
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from segmentation.engine import validate_definition
 from tests.segmentation.engine_fixtures import REGISTRY
@@ -304,3 +306,30 @@ def test_registry_and_segment_keys_load_from_the_database():
     )
     assert validate_definition(definition) == []
     assert validate_definition(group({"attribute": "custom.other", "operator": "has_any_value"}))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=10,
+)
+NODE_KEYS = ["match", "conditions", "negate", "attribute", "operator", "value", "event", "where", "within", "count"]
+nodes = st.recursive(
+    st.dictionaries(st.sampled_from(NODE_KEYS), json_values, max_size=4),
+    lambda children: st.fixed_dictionaries(
+        {"match": st.sampled_from(["all", "any", "x"]), "conditions": st.lists(children, max_size=3)}
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(definition=json_values | nodes)
+def test_validator_never_raises_and_never_mutates(definition):
+    before = copy.deepcopy(definition)
+    found = problems(definition)
+    assert isinstance(found, list)
+    assert all(set(p) == {"pointer", "message"} and p["message"] for p in found)
+    assert definition == before
+    if not isinstance(definition, dict) or "conditions" not in definition:
+        assert found
