@@ -33,7 +33,7 @@
   var WINDOW_LABELS = [["", "at any time"], ["last_days", "in the last … days"], ["last_hours", "in the last … hours"],
     ["after", "after a date"], ["before", "before a date"], ["between", "between two dates"]];
   var MEASURES = [["performed", "performed at least once"], ["not_performed", "did not perform"],
-    ["count", "performed a number of times"], ["aggregate", "with a total / average / min / max of a property"]];
+    ["count", "performed a number of times"], ["aggregate", "with a sum, average, min or max of"]];
   var AGG_FUNCS = [["sum", "sum"], ["avg", "average"], ["min", "minimum"], ["max", "maximum"]];
 
   // ------------------------------------------------------------------ tiny DOM helpers
@@ -248,7 +248,6 @@
       attributePicker(node),
       opSelect,
       valueWidget(node, a ? a.type : "string", node.attribute),
-      h("span", { class: "seg-spacer" }),
       nodeTools(node, false));
   }
 
@@ -420,7 +419,6 @@
       h("span", { class: "seg-cond-kind" }, "Event"),
       eventPicker(node.event, function (v) { node.event = v; changed(true); }),
       select(MEASURES, node.measure, function (v) { node.measure = v; changed(true); }, { class: "seg-measure", "aria-label": "How" }),
-      h("span", { class: "seg-spacer" }),
       nodeTools(node, false));
     var rows = [row1];
     if (node.measure === "count") {
@@ -485,7 +483,6 @@
       select([["in", "is in"], ["not_in", "is not in"]], node.operator, function (v) { node.operator = v; changed(false); },
         { class: "seg-op", "aria-label": "in or not in" }),
       picker(el, {}),
-      h("span", { class: "seg-spacer" }),
       nodeTools(node, false));
   }
 
@@ -551,7 +548,7 @@
       setText("seg-preview-status", "Up to date.");
       var diff = document.getElementById("seg-preview-diff");
       if (diff) {
-        var hasDiff = d.added !== null && d.added !== undefined;
+        var hasDiff = !!config.segmentKey && d.added !== null && d.added !== undefined;
         diff.hidden = !hasDiff;
         if (hasDiff) {
           setText("seg-preview-added", Number(d.added).toLocaleString("en"));
