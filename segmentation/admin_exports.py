@@ -60,6 +60,7 @@ class ExportForm(forms.ModelForm):
             "name", "segment", "mode", "delimiter", "bom", "filename_template", "destination_kind",
             "schedule_type", "cron", "interval_minutes", "timezone", "enabled",
         ]  # fmt: skip
+        labels = {"bom": "UTF-8 byte order mark", "destination_kind": "Destination", "timezone": "Time zone"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
