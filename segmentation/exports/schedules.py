@@ -56,8 +56,30 @@ def schedule_validate(*, export: Export) -> None:
         raise ValidationError(errors)
 
 
+HOUSEKEEPING = {
+    "exports: reap orphaned runs": ("segmentation.tasks_exports.export_runs_reap_task", {"interval": 5}),
+    "exports: delete expired files": ("segmentation.tasks_exports.export_files_cleanup_task", {"cron": "30 3 * * *"}),
+}
+
+
+def housekeeping_sync() -> None:
+    """The reaper and the retention cleanup exist as periodic tasks once any export exists."""
+    for name, (task_name, when) in HOUSEKEEPING.items():
+        if PeriodicTask.objects.filter(name=name).exists():
+            continue
+        if "interval" in when:
+            interval, _ = IntervalSchedule.objects.get_or_create(
+                every=when["interval"], period=IntervalSchedule.MINUTES
+            )
+            PeriodicTask.objects.create(name=name, task=task_name, interval=interval)
+        else:
+            crontab, _ = CrontabSchedule.objects.get_or_create(**parse_cron(when["cron"]), timezone="UTC")
+            PeriodicTask.objects.create(name=name, task=task_name, crontab=crontab)
+
+
 def schedule_sync(*, export: Export) -> PeriodicTask | None:
     """Create, update or remove the export's periodic task; returns it (None when unscheduled)."""
+    housekeeping_sync()
     task = export.periodic_task
     if export.schedule_type == Export.ScheduleType.NONE:
         if task is not None:

@@ -16,6 +16,7 @@ from segmentation.exports.services import (
     export_files_cleanup,
     export_run_start,
     export_runs_reap,
+    export_update,
 )
 from segmentation.models import Export, ExportRun
 
@@ -204,3 +205,27 @@ def test_retention_removes_old_files_keeps_history(members, segment, settings):
     assert not old.file and not os.path.exists(path)
     new.refresh_from_db()
     assert new.file and os.path.exists(new.file.path)
+
+
+def test_housekeeping_tasks_are_scheduled_once(segment):
+    from django_celery_beat.models import PeriodicTask
+
+    make_export(segment)
+    make_export(segment, name="Second")
+    tasks = dict(PeriodicTask.objects.filter(name__startswith="exports:").values_list("name", "task"))
+    assert tasks == {
+        "exports: reap orphaned runs": "segmentation.tasks_exports.export_runs_reap_task",
+        "exports: delete expired files": "segmentation.tasks_exports.export_files_cleanup_task",
+    }
+
+
+def test_schedule_edits_follow_the_export(segment):
+    export = make_export(segment, schedule_type="crontab", cron="15 2 * * 1", timezone="America/New_York")
+    task = export.periodic_task
+    assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("15", "2", "1")
+    assert str(task.crontab.timezone) == "America/New_York" and task.enabled
+    export_update(export=export, schedule_type="interval", interval_minutes=30, enabled=False)
+    task.refresh_from_db()
+    assert task.interval.every == 30 and task.crontab is None and not task.enabled
+    export_update(export=export, schedule_type="none")
+    assert Export.objects.get(pk=export.pk).periodic_task is None
