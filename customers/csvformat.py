@@ -43,7 +43,7 @@ def escape_injection(text: str) -> str:
 
 def unescape_injection(text: str) -> str:
     """Strip the one `'` that escape_injection added (the inverse on every string)."""
-    if text and _UNESCAPE_RE.match(text):
+    if text[:1] == "'" and _UNESCAPE_RE.match(text):
         return text[1:]
     return text
 

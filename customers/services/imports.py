@@ -27,6 +27,7 @@ import uuid
 from array import array
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -58,9 +59,9 @@ TAGS = "tags"
 # Columns an export produces that an import cannot set (decisions 37): the system attributes
 # (computed, except tags which a file may set) and the export's own bookkeeping columns.
 READ_ONLY_COLUMNS = frozenset({key for key, *_ in SYSTEM_ATTRIBUTES if key != TAGS} | {"id", "entered_at", "change"})
-# Low-cardinality columns whose normalised values are memoised (country names go through pycountry).
-MEMO_COLUMNS = frozenset({"gender", "country", "language", "source", "city", "birth_date"})
-MEMO_LIMIT = 50_000
+# Columns whose values are mostly distinct: remembering them would only cost memory.
+UNIQUE_COLUMNS = frozenset({"email", "phone"})
+MEMO_LIMIT = 20_000  # distinct cells remembered per column
 TAG_MAX = Tag._meta.get_field("name").max_length
 
 
@@ -280,15 +281,62 @@ def _infer_types(csv_source: CsvSource, columns: _Columns, *, delimiter: str) ->
         columns.custom[key] = infer_column_type(seen.values())
 
 
+def _reader(normalize, *, memo: bool, max_length: int | None = None, suffix: str = ""):
+    """raw cell -> (value, problem or None), through the shared normaliser.
+
+    With `memo`, results are remembered per distinct cell (bounded), which makes the repetitive
+    columns of real files (country, gender, city, plan, ...) nearly free.
+    """
+
+    def read(raw: str):
+        try:
+            value = normalize(unescape_injection(raw))
+        except NormalizationError as exc:
+            return None, f"{exc}{suffix}"
+        if max_length and value is not None and len(value) > max_length:
+            return None, f"Longer than {max_length} characters."
+        return value, None
+
+    if not memo:
+        return read
+    cache: dict[str, tuple] = {}
+
+    def cached(raw: str):
+        hit = cache.get(raw)
+        if hit is None:
+            if len(cache) >= MEMO_LIMIT:
+                cache.clear()
+            hit = cache[raw] = read(raw)
+        return hit
+
+    return cached
+
+
 def _validate(rows, columns: _Columns, errors: _Errors, tag_names: dict, staging: Staging, *, progress, total) -> int:
     """Validate every row; stage the good ones. Returns the number of rows staged."""
     idx = columns.index
     key_pos = idx.get(KEY)
     email_pos = idx.get("email")
-    profile = [(name, idx[name], PROFILE_NORMALIZERS[name], MAX_LENGTHS.get(name)) for name in columns.profile]
-    custom = [(key, idx[f"custom.{key}"], type_) for key, type_ in columns.custom.items() if type_ is not None]
+    read_key = _reader(normalize_text, memo=False, max_length=MAX_LENGTHS[KEY])
+    profile = [
+        (
+            name,
+            idx[name],
+            _reader(PROFILE_NORMALIZERS[name], memo=name not in UNIQUE_COLUMNS, max_length=MAX_LENGTHS.get(name)),
+        )
+        for name in columns.profile
+    ]
+    custom = [
+        (
+            key,
+            idx[f"custom.{key}"],
+            _reader(partial(coerce, type_=type_), memo=True, suffix=f" (custom.{key} is {type_})."),
+        )
+        for key, type_ in columns.custom.items()
+        if type_ is not None
+    ]
     tags_pos = idx.get(TAGS)
-    memo: dict[tuple, tuple] = {}
+    read_tags = _reader(_split_tags, memo=True)
     staged = 0
     chunk = []
     last_progress = time.monotonic()
@@ -299,49 +347,31 @@ def _validate(rows, columns: _Columns, errors: _Errors, tag_names: dict, staging
         problems: list[tuple[str | None, str]] = []
         external_id = None
         if key_pos is not None:
-            try:
-                external_id = normalize_text(unescape_injection(cells[key_pos]))
-            except NormalizationError as exc:
-                problems.append((KEY, str(exc)))
-            if external_id is not None and len(external_id) > MAX_LENGTHS[KEY]:
-                problems.append((KEY, f"Longer than {MAX_LENGTHS[KEY]} characters."))
+            external_id, problem = read_key(cells[key_pos])
+            if problem:
+                problems.append((KEY, problem))
         values = {}
-        for name, pos, normalizer, max_length in profile:
-            raw = unescape_injection(cells[pos])
-            if name in MEMO_COLUMNS:
-                hit = memo.get((name, raw))
-                if hit is None:
-                    hit = _normalize(normalizer, raw)
-                    if len(memo) > MEMO_LIMIT:
-                        memo.clear()
-                    memo[(name, raw)] = hit
-                value, problem = hit
-            else:
-                value, problem = _normalize(normalizer, raw)
+        for name, pos, read in profile:
+            values[name], problem = read(cells[pos])
             if problem:
                 problems.append((name, problem))
-            elif max_length and value is not None and len(value) > max_length:
-                problems.append((name, f"Longer than {max_length} characters."))
-            values[name] = value
         custom_values = {}
-        for key, pos, type_ in custom:
-            raw = unescape_injection(cells[pos])
-            try:
-                value = coerce(raw, type_)
-            except NormalizationError as exc:
-                problems.append((f"custom.{key}", f"{exc} (custom.{key} is {type_})."))
-                continue
-            if value is not None:
+        for key, pos, read in custom:
+            value, problem = read(cells[pos])
+            if problem:
+                problems.append((f"custom.{key}", problem))
+            elif value is not None:
                 custom_values[key] = value
         tags = None
         if tags_pos is not None:
-            tags, problem = _split_tags(unescape_injection(cells[tags_pos]))
+            tags, problem = read_tags(cells[tags_pos])
             if problem:
                 problems.append((TAGS, problem))
-        if external_id is None and email_pos is not None and values.get("email") is None and not problems:
-            problems.append((KEY, "The row needs an external_id or an email to match a profile."))
-        elif external_id is None and email_pos is None and not problems:
-            problems.append((KEY, "The row has no external_id."))
+        if external_id is None and not problems:
+            if email_pos is None:
+                problems.append((KEY, "The row has no external_id."))
+            elif values.get("email") is None:
+                problems.append((KEY, "The row needs an external_id or an email to match a profile."))
         if problems:
             errors.add_row(line, problems)
             continue
@@ -362,28 +392,18 @@ def _validate(rows, columns: _Columns, errors: _Errors, tag_names: dict, staging
     return staged
 
 
-def _normalize(normalizer, raw: str) -> tuple[object, str | None]:
-    try:
-        return normalizer(raw), None
-    except NormalizationError as exc:
-        return None, str(exc)
-
-
-def _split_tags(raw: str) -> tuple[list[str], str | None]:
+def _split_tags(text: str) -> list[str]:
     """Tags from a comma-separated cell, de-duplicated regardless of case (decisions 12)."""
     tags, seen = [], set()
-    try:
-        for part in raw.split(","):
-            name = normalize_text(part)
-            if name is None or name.lower() in seen:
-                continue
-            if len(name) > TAG_MAX:
-                return [], f"Tag “{name[:20]}…” is longer than {TAG_MAX} characters."
-            seen.add(name.lower())
-            tags.append(name)
-    except NormalizationError as exc:
-        return [], str(exc)
-    return tags, None
+    for part in text.split(","):
+        name = normalize_text(part)
+        if name is None or name.lower() in seen:
+            continue
+        if len(name) > TAG_MAX:
+            raise NormalizationError(f"Tag “{name[:20]}…” is longer than {TAG_MAX} characters.")
+        seen.add(name.lower())
+        tags.append(name)
+    return tags
 
 
 def _write(staging: Staging, columns: _Columns, tag_names: dict, *, source, new_attributes) -> array:
