@@ -1,0 +1,394 @@
+"""Segment recompute benchmark (issue 4, "Performance"; decisions 49, 50).
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/segments_bench REDIS_URL=redis://127.0.0.1:6379/2 \\
+        .venv/bin/python bench/segments.py --customers 1000000 --events 10000000
+
+Migrates the database, loads profiles and events with COPY (skipped when the database already
+holds that many `bench-` profiles), then prints the machine and, for each pre-built segment and
+a mixed 3-condition segment (profile attribute, custom attribute, windowed event count):
+- the product's full recompute (compile, stage, diff, apply in one transaction): the first run
+  (every member enters) and median / p95 of further runs with `now` advancing 15 minutes each;
+- the hand-written floor: the same semantics in SQL written by hand, staged and applied with
+  the same diff/apply statements (segmentation.services.sql), and the ratio product / floor;
+then a sweep of 100 dynamic segments, the time from an event accepted by the tracking API to
+the membership change with a real worker running, and the worker's peak memory before and
+after it recomputed the largest segment (memory must not follow segment size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+os.environ.setdefault("DJANGO_DEBUG", "false")  # DEBUG keeps every query in memory
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+
+from customers.models import AttributeDefinition, Customer, Event, Source  # noqa: E402
+from segmentation import tasks  # noqa: E402
+from segmentation.models import LedgerEntry, Membership, Segment  # noqa: E402
+from segmentation.services import (  # noqa: E402
+    segment_create,
+    segment_recompute,
+    segment_request_recompute,
+    segments_sweep,
+)
+from segmentation.services.sql import apply_staged, stage_drop  # noqa: E402
+
+NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
+EVENT_NAMES = [
+    ("Page Viewed", 55),
+    ("Product Viewed", 20),
+    ("Product Added", 10),
+    ("Order Completed", 5),
+    ("Email Opened", 7),
+    ("Email Clicked", 3),
+]
+COUNTRIES = ["PL", "DE", "GB", "FR", "US", "ES"]
+PLANS = ["free", "pro", "team"]
+MIXED = {
+    "match": "all",
+    "conditions": [
+        {"attribute": "country", "operator": "is", "value": "PL"},
+        {"attribute": "custom.plan", "operator": "is", "value": "pro"},
+        {
+            "event": "Page Viewed",
+            "within": {"last_days": 30},
+            "count": {"operator": "at_least", "value": 3},
+        },
+    ],
+}
+
+# ------------------------------------------------------------------------------
+# Hand-written floors: the same semantics as the engine (decisions 1-7), written directly.
+# ------------------------------------------------------------------------------
+E = "customers_event"
+C = "customers_customer"
+NUMERIC = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$"
+REVENUE = (
+    "CASE WHEN jsonb_typeof(e.properties->'revenue') = 'number' THEN (e.properties->>'revenue')::numeric "
+    f"WHEN jsonb_typeof(e.properties->'revenue') = 'string' AND e.properties->>'revenue' ~ '{NUMERIC}' "
+    "THEN (e.properties->>'revenue')::numeric END"
+)
+
+
+def _orders(having: str) -> str:
+    return (
+        f"SELECT e.customer_id FROM {E} e WHERE e.name = 'Order Completed' AND e.timestamp <= %(now)s "
+        f"GROUP BY e.customer_id HAVING {having}"
+    )
+
+
+FLOORS = {
+    "everyone": f"SELECT c.id FROM {C} c",
+    "new-visitors": (
+        f"SELECT c.id FROM {C} c WHERE c.first_seen_at > %(now)s - interval '30 days' "
+        f"AND NOT EXISTS (SELECT 1 FROM {E} e WHERE e.customer_id = c.id AND e.name = 'Order Completed' "
+        "AND e.timestamp <= %(now)s)"
+    ),
+    "returning-customers": _orders("count(*) >= 2"),
+    "high-value-customers": _orders(f"round(coalesce(sum({REVENUE}), 0), 6) >= 1000"),
+    "cart-abandoners": (
+        f"SELECT DISTINCT a.customer_id FROM {E} a WHERE a.name = 'Product Added' "
+        "AND a.timestamp > %(now)s - interval '7 days' AND a.timestamp <= %(now)s "
+        f"AND NOT EXISTS (SELECT 1 FROM {E} b WHERE b.customer_id = a.customer_id AND b.name = 'Order Completed' "
+        "AND b.timestamp <= %(now)s AND (b.timestamp > a.timestamp OR (b.timestamp = a.timestamp "
+        "AND (b.received_at > a.received_at OR (b.received_at = a.received_at AND b.id > a.id)))))"
+    ),
+    "non-customer-visitors": (
+        f"SELECT c.id FROM {C} c WHERE EXISTS (SELECT 1 FROM {E} e WHERE e.customer_id = c.id "
+        "AND e.name = 'Page Viewed' AND e.timestamp <= %(now)s) "
+        f"AND NOT EXISTS (SELECT 1 FROM {E} e WHERE e.customer_id = c.id AND e.name = 'Order Completed' "
+        "AND e.timestamp <= %(now)s)"
+    ),
+    "engaged-mobile-browsers": (
+        f"SELECT e.customer_id FROM {E} e WHERE e.name = 'Page Viewed' "
+        "AND e.timestamp > %(now)s - interval '30 days' AND e.timestamp <= %(now)s "
+        "AND lower(e.context->'device'->>'type') = 'mobile' GROUP BY e.customer_id HAVING count(*) >= 5"
+    ),
+    "email-engaged-customers": (
+        f"SELECT DISTINCT e.customer_id FROM {E} e WHERE e.name IN ('Email Opened', 'Email Clicked') "
+        "AND e.timestamp > %(now)s - interval '30 days' AND e.timestamp <= %(now)s"
+    ),
+    "loyal-customers": _orders("count(*) >= 5 AND max(e.timestamp) > %(now)s - interval '90 days'"),
+    "at-risk-customers": _orders("count(*) >= 1 AND max(e.timestamp) < %(now)s - interval '90 days'"),
+    "bench-mixed": (
+        f"SELECT c.id FROM {C} c WHERE lower(c.country) = 'pl' AND jsonb_typeof(c.custom->'plan') = 'string' "
+        "AND lower(c.custom->>'plan') = 'pro' AND c.id IN (SELECT e.customer_id FROM "
+        f"{E} e WHERE e.name = 'Page Viewed' AND e.timestamp > %(now)s - interval '30 days' "
+        "AND e.timestamp <= %(now)s GROUP BY e.customer_id HAVING count(*) >= 3)"
+    ),
+}
+
+
+# ------------------------------------------------------------------------------
+# Machine and data
+# ------------------------------------------------------------------------------
+def machine() -> None:
+    mem = next((line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")), "")
+    with connection.cursor() as cur:
+        cur.execute("SELECT version()")
+        version = cur.fetchone()[0]
+    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, {mem.split(':')[-1].strip()}")
+    print(f"python {platform.python_version()}, database: {version}")
+
+
+def _copy(table: str, columns: list[str], rows) -> None:
+    with connection.cursor() as cur:
+        with cur.connection.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            buf = io.StringIO()
+            for n, row in enumerate(rows, start=1):
+                buf.write("\t".join(row))
+                buf.write("\n")
+                if n % 200_000 == 0:
+                    copy.write(buf.getvalue())
+                    buf = io.StringIO()
+            copy.write(buf.getvalue())
+
+
+def load(customers: int, events: int, seed: int) -> None:
+    if Customer.objects.filter(external_id__startswith="bench-").count() >= customers:
+        print(f"data: reusing {Customer.objects.count():,} profiles and {Event.objects.count():,} events")
+        return
+    rng = random.Random(seed)
+    started = time.monotonic()
+    with connection.cursor() as cur:
+        cur.execute(
+            f"TRUNCATE {C}, {E}, segmentation_membership, segmentation_ledgerentry, segmentation_snapshot CASCADE"
+        )
+    created = NOW - dt.timedelta(days=400)
+
+    def customer_rows():
+        for i in range(1, customers + 1):
+            custom = f'{{"plan": "{rng.choice(PLANS)}", "score": {rng.randint(0, 100)}}}'
+            ts = (created + dt.timedelta(minutes=i % 500_000)).isoformat()
+            yield [str(i), f"bench-{i}", f"user{i}@example.com", rng.choice(COUNTRIES), custom, ts, ts]
+
+    _copy(C, ["id", "external_id", "email", "country", "custom", "created_at", "updated_at"], customer_rows())
+    names = [n for n, _ in EVENT_NAMES]
+    weights = [w for _, w in EVENT_NAMES]
+    span = 180 * 24 * 3600
+
+    def event_rows():
+        for _ in range(events):
+            name = rng.choices(names, weights)[0]
+            ts = (NOW - dt.timedelta(seconds=rng.randint(-3600, span))).isoformat()
+            props = (
+                f'{{"revenue": {rng.randint(5, 600)}.{rng.randint(0, 99):02d}}}' if name == "Order Completed" else "{}"
+            )
+            device = "mobile" if rng.random() < 0.5 else "desktop"
+            context = f'{{"device": {{"type": "{device}"}}}}' if name == "Page Viewed" else "{}"
+            yield [str(rng.randint(1, customers)), name, ts, ts, props, context]
+
+    _copy(E, ["customer_id", "name", "timestamp", "received_at", "properties", "context"], event_rows())
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT setval(pg_get_serial_sequence('{C}', 'id'), (SELECT max(id) FROM {C}))")
+        cur.execute(
+            f"UPDATE {C} c SET first_seen_at = s.first, last_seen_at = s.last FROM "
+            f"(SELECT customer_id, min(timestamp) AS first, max(timestamp) AS last FROM {E} GROUP BY customer_id) s "
+            "WHERE s.customer_id = c.id"
+        )
+        cur.execute(f"VACUUM ANALYZE {C}")
+        cur.execute(f"VACUUM ANALYZE {E}")
+    print(f"data: loaded {customers:,} profiles and {events:,} events in {time.monotonic() - started:.0f} s (COPY)")
+
+
+# ------------------------------------------------------------------------------
+# Measurements
+# ------------------------------------------------------------------------------
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def product_run(segment: Segment, now: dt.datetime) -> tuple[float, dict]:
+    version = segment_request_recompute(segment=segment, reason="scheduled", enqueue=False)
+    started = time.monotonic()
+    result = segment_recompute(segment_id=segment.pk, version=version, reason="scheduled", now=now)
+    return time.monotonic() - started, result
+
+
+def floor_run(segment: Segment, sql: str, now: dt.datetime) -> float:
+    """Hand-written SELECT, then the product's own stage/diff/apply statements, in one transaction."""
+    from segmentation.models import Snapshot
+
+    started = time.monotonic()
+    with transaction.atomic():
+        Segment.objects.filter(pk=segment.pk).update(applied_version=segment.applied_version)
+        with connection.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS tessera_segment_stage")
+            cur.execute("CREATE TEMPORARY TABLE tessera_segment_stage (customer_id bigint PRIMARY KEY)")
+            cur.execute(f"INSERT INTO tessera_segment_stage (customer_id) {sql}", {"now": now})
+            cur.execute("ANALYZE tessera_segment_stage")
+        snapshot = Snapshot.objects.create(segment=segment, reason="scheduled", started_at=now, finished_at=now, size=0)
+        apply_staged(segment_id=segment.pk, at=now, reason="scheduled", detail={}, snapshot_id=snapshot.pk)
+        stage_drop()
+    return time.monotonic() - started
+
+
+def bench_recompute(runs: int) -> None:
+    print("\nFull recompute (seconds): first run | product median / p95 | floor median / p95 | ratio p95")
+    segments = list(Segment.objects.filter(prebuilt=True).order_by("key"))
+    mixed = Segment.objects.filter(key="bench-mixed").first() or segment_create(
+        name="Bench mixed", key="bench-mixed", definition=MIXED
+    )
+    for segment in [*segments, mixed]:
+        segment.refresh_from_db()
+        first, result = product_run(segment, NOW)
+        times = [product_run(segment, NOW + dt.timedelta(minutes=15 * i))[0] for i in range(1, runs + 1)]
+        floor = [
+            floor_run(segment, FLOORS[segment.key], NOW + dt.timedelta(minutes=15 * i)) for i in range(1, runs + 1)
+        ]
+        size = Segment.objects.get(pk=segment.pk).member_count
+        print(
+            f"  {segment.key:26} {size:>9,} members | first {first:6.2f} | "
+            f"{statistics.median(times):6.2f} / {p95(times):6.2f} | "
+            f"{statistics.median(floor):6.2f} / {p95(floor):6.2f} | x{p95(times) / max(p95(floor), 1e-6):.2f}"
+        )
+
+
+def bench_sweep(count: int) -> None:
+    have = Segment.objects.filter(key__startswith="bench-sweep-").count()
+    for i in range(have, count):
+        definition = {
+            "match": "all",
+            "conditions": [
+                {"attribute": "country", "operator": "is", "value": COUNTRIES[i % len(COUNTRIES)]},
+                {"attribute": "custom.plan", "operator": "is", "value": PLANS[i % len(PLANS)]},
+                {
+                    "event": EVENT_NAMES[i % len(EVENT_NAMES)][0],
+                    "within": {"last_days": 7 + i % 60},
+                    "count": {"operator": "at_least", "value": 1 + i % 4},
+                },
+            ],
+        }
+        segment_create(name=f"Bench sweep {i}", key=f"bench-sweep-{i:03d}", definition=definition)
+    started = time.monotonic()
+    result = segments_sweep(scope="all", now=NOW + dt.timedelta(days=1))
+    elapsed = time.monotonic() - started
+    total = Segment.objects.filter(kind="dynamic").count()
+    print(f"\nSweep of all {total} dynamic segments ({count} bench ones): {elapsed:.1f} s, {result['applied']} applied")
+
+
+def _worker(log: Path) -> subprocess.Popen:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.local"}
+    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=WARNING"]
+    command += ["--without-mingle", "--without-gossip", "-n", f"bench-segments-{os.getpid()}@%h"]
+    out = open(log, "wb")  # noqa: SIM115 - closed with the process
+    process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT)
+    time.sleep(8)
+    return process
+
+
+def _peak_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM"):
+            return int(line.split()[1])
+    return 0
+
+
+def bench_latency(samples: int) -> None:
+    from django.test import Client
+
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    segment = Segment.objects.filter(key="bench-fresh-buyers").first() or segment_create(
+        name="Bench fresh buyers",
+        key="bench-fresh-buyers",
+        definition={"match": "all", "conditions": [{"event": "Order Completed", "within": {"last_hours": 1}}]},
+    )
+    segment.refresh_from_db()
+    product_run(segment, dt.datetime.now(dt.UTC))
+    source, _ = Source.objects.get_or_create(name="Bench segments")
+    log = Path(settings.DATA_DIR) / "bench-segments-worker.log"
+    worker = _worker(log)
+    try:
+        peak_start = _peak_kb(worker.pid)
+        client = Client()
+        latencies = []
+        rng = random.Random(7)
+        for _ in range(samples):
+            customer_id = rng.randint(1, Customer.objects.filter(external_id__startswith="bench-").count())
+            external_id = f"bench-{customer_id}"
+            if Membership.objects.filter(segment=segment, customer__external_id=external_id).exists():
+                continue
+            started = time.monotonic()
+            response = client.post(
+                "/v1/track",
+                data={"userId": external_id, "event": "Order Completed", "properties": {"revenue": 10}},
+                content_type="application/json",
+                HTTP_AUTHORIZATION="Basic " + __import__("base64").b64encode(f"{source.write_key}:".encode()).decode(),
+            )
+            assert response.status_code == 200, response.content
+            while not Membership.objects.filter(segment=segment, customer__external_id=external_id).exists():
+                if time.monotonic() - started > 60:
+                    raise SystemExit(f"no membership after 60 s; see {log}")
+                time.sleep(0.02)
+            latencies.append(time.monotonic() - started)
+        print(
+            f"\nEvent accepted -> membership with a worker ({len(latencies)} events): "
+            f"p50 {statistics.median(latencies):.2f} s, p95 {p95(latencies):.2f} s"
+        )
+        everyone = Segment.objects.get(key="everyone")
+        Membership.objects.filter(segment=everyone).delete()
+        version = segment_request_recompute(segment=everyone, reason="scheduled", enqueue=False)
+        tasks.segment_recompute_task.delay(everyone.pk, version, "scheduled")
+        while Segment.objects.get(pk=everyone.pk).applied_version < version:
+            time.sleep(0.2)
+        print(
+            f"Worker peak RSS: {peak_start / 1024:.0f} MB at start, {_peak_kb(worker.pid) / 1024:.0f} MB after "
+            f"recomputing `everyone` ({Segment.objects.get(pk=everyone.pk).member_count:,} members enter)"
+        )
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--sweep", type=int, default=100)
+    parser.add_argument("--latency-samples", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    if connection.vendor != "postgresql":
+        raise SystemExit("Run against PostgreSQL: DATABASE_URL=postgres://... (SQLite promises results, not speed).")
+    call_command("migrate", verbosity=0)
+    AttributeDefinition.objects.get_or_create(
+        key="custom.plan", defaults={"label": "Plan", "kind": "custom", "type": "string"}
+    )
+    AttributeDefinition.objects.get_or_create(
+        key="custom.score", defaults={"label": "Score", "kind": "custom", "type": "number"}
+    )
+    # Recomputes are timed here, in this process; creating segments must not enqueue them.
+    tasks.segment_recompute_task.delay = lambda *a, **k: None
+    machine()
+    load(args.customers, args.events, args.seed)
+    bench_recompute(args.runs)
+    bench_sweep(args.sweep)
+    del tasks.segment_recompute_task.delay  # back to the real Celery method for the worker part
+    bench_latency(args.latency_samples)
+    print(f"\nLedger rows: {LedgerEntry.objects.count():,}")
+
+
+if __name__ == "__main__":
+    main()
