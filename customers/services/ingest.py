@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import random
+import time
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, OperationalError, connection, transaction
@@ -27,7 +29,7 @@ from .profiles import PROFILE_FIELDS, customer_apply_values, normalize_values
 
 logger = logging.getLogger(__name__)
 
-ATTEMPTS = 5
+ATTEMPTS = 8
 
 
 @dataclass
@@ -54,6 +56,7 @@ def messages_ingest(*, source: Source, messages: list[Message], received_at: dt.
             if attempt == ATTEMPTS - 1:
                 raise
             logger.info("tracking ingest retry %s: %s", attempt + 1, exc)
+            time.sleep(random.uniform(0, 0.02 * 2**attempt))
     _send_signals(result)
     return result
 
@@ -171,30 +174,50 @@ class _Resolver:
                 self.by_user[uid] = pk
                 self.external[pk] = uid
         new = [uid for uid in sorted(missing) if uid not in self.by_user]
-        created = Customer.objects.bulk_create(
-            [Customer(external_id=uid, created_at=self.now, updated_at=self.now) for uid in new]
-        )
-        for customer in created:
-            self.by_user[customer.external_id] = customer.pk
-            self.external[customer.pk] = customer.external_id
+        if not new:
+            return
+        # ON CONFLICT DO NOTHING: a concurrent request creating the same user makes this insert
+        # wait for its commit and skip the row instead of failing the whole batch.
+        _insert_customers(external_ids=new, now=self.now)
+        for uid, pk in Customer.objects.filter(external_id__in=new).values_list("external_id", "pk"):
+            self.by_user[uid] = pk
+            self.external[pk] = uid
+        if any(uid not in self.by_user for uid in new):
+            raise MergeConflict("a new user vanished concurrently")
 
     def link_anonymous(self, messages: list[Message]) -> None:
         """Attach or merge anonymous ids seen together with a userId (decisions 13)."""
-        new_identities = []
+        pending: dict[str, int] = {}
+        for m in messages:
+            uid, aid = m.user_id, m.anonymous_id
+            if uid and aid and aid not in self.by_anon and aid not in pending:
+                pending[aid] = self.user(uid)
+        self._insert_identities(pending)
         for m in messages:
             uid, aid = m.user_id, m.anonymous_id
             if not uid or not aid:
                 continue
-            target = self.user(uid)
-            if aid not in self.by_anon:
-                new_identities.append(CustomerIdentity(customer_id=target, kind="anonymous", value=aid))
-                self.by_anon[aid] = target
-                continue
-            current = self.final(self.by_anon[aid])
+            target, current = self.user(uid), self.final(self.by_anon[aid])
             # Two identified profiles never merge through an anonymous id, only through alias.
             if current != target and self.external.get(current) is None:
                 self.merge(survivor=target, merged=current)
-        CustomerIdentity.objects.bulk_create(new_identities)
+
+    def _insert_identities(self, wanted: dict[str, int]) -> dict[str, int]:
+        """Anonymous identities {value: customer}; a concurrent writer's row wins. Returns the
+        values that ended up elsewhere."""
+        if not wanted:
+            return {}
+        _insert_identities(wanted, now=self.now)
+        actual = dict(
+            CustomerIdentity.objects.filter(kind="anonymous", value__in=list(wanted)).values_list(
+                "value", "customer_id"
+            )
+        )
+        lost = {aid: pk for aid, pk in actual.items() if pk != wanted[aid]}
+        if lost:
+            self.external.update(Customer.objects.filter(pk__in=set(lost.values())).values_list("pk", "external_id"))
+        self.by_anon.update(actual)
+        return lost
 
     def apply_aliases(self, messages: list[Message]) -> None:
         for m in messages:
@@ -220,16 +243,15 @@ class _Resolver:
         if not missing:
             return
         missing.sort()
-        created = Customer.objects.bulk_create([Customer(created_at=self.now, updated_at=self.now) for _ in missing])
-        CustomerIdentity.objects.bulk_create(
-            [
-                CustomerIdentity(customer_id=c.pk, kind="anonymous", value=aid)
-                for c, aid in zip(created, missing, strict=True)
-            ]
-        )
-        for c, aid in zip(created, missing, strict=True):
-            self.by_anon[aid] = c.pk
-            self.external[c.pk] = None
+        # Anonymous profiles are identical empty rows, so any new id can take any anonymous id.
+        created = _insert_customers(external_ids=[None] * len(missing), now=self.now)
+        for pk in created:
+            self.external[pk] = None
+        lost = self._insert_identities(dict(zip(missing, created, strict=True)))
+        if lost:
+            # A concurrent request created these visitors first; drop our empty duplicates.
+            ours = [pk for aid, pk in zip(missing, created, strict=True) if aid in lost]
+            Customer.objects.filter(pk__in=ours).delete()
 
     def customer_of(self, m: Message) -> int:
         if m.user_id:
@@ -243,7 +265,7 @@ def _apply_traits(messages: list[Message], owners: dict[int, int], result: Inges
     if not identifies:
         return set()
     pks = sorted({owners[m.index] for m in identifies})
-    customers = {c.pk: c for c in Customer.objects.select_for_update().filter(pk__in=pks).order_by("pk")}
+    customers = {c.pk: c for c in Customer.objects.select_for_update(no_key=True).filter(pk__in=pks).order_by("pk")}
     types = custom_types()
     changed = set()
     for m in identifies:
@@ -263,6 +285,64 @@ def _apply_traits(messages: list[Message], owners: dict[int, int], result: Inges
             [customers[pk] for pk in sorted(changed)], [*PROFILE_FIELDS, "custom", "updated_at"]
         )
     return changed
+
+
+def _insert_customers(*, external_ids: list[str | None], now: dt.datetime) -> list[int]:
+    """New profiles; existing external_ids are skipped (ON CONFLICT DO NOTHING). Returns new ids.
+
+    Hand-written: the ORM prepares all 17 columns of every row, ~1 ms per profile.
+    """
+    if not external_ids:
+        return []
+    table = connection.ops.quote_name(Customer._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"INSERT INTO {table} (external_id, custom, created_at, updated_at) "
+                "SELECT x, '{}'::jsonb, %s, %s FROM unnest(%s::text[]) AS x ON CONFLICT DO NOTHING RETURNING id",
+                [now, now, external_ids],
+            )
+            return [row[0] for row in cursor.fetchall()]
+        stamp = connection.ops.adapt_datetimefield_value(now)
+        marks = ", ".join(["(%s, '{}', %s, %s)"] * len(external_ids))
+        cursor.execute(
+            f"INSERT INTO {table} (external_id, custom, created_at, updated_at) VALUES {marks} "
+            "ON CONFLICT DO NOTHING RETURNING id",
+            [value for x in external_ids for value in (x, stamp, stamp)],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _insert_identities(wanted: dict[str, int], *, now: dt.datetime) -> None:
+    """Anonymous identities {value: customer id}; values taken meanwhile are skipped."""
+    table = connection.ops.quote_name(CustomerIdentity._meta.db_table)
+    values, owners = zip(*sorted(wanted.items()), strict=True)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"INSERT INTO {table} (customer_id, kind, value, created_at) "
+                "SELECT c, 'anonymous', v, %s FROM unnest(%s::bigint[], %s::text[]) AS u(c, v) ON CONFLICT DO NOTHING",
+                [now, list(owners), list(values)],
+            )
+        else:
+            stamp = connection.ops.adapt_datetimefield_value(now)
+            cursor.executemany(
+                f"INSERT INTO {table} (customer_id, kind, value, created_at) VALUES (%s, 'anonymous', %s, %s) "
+                "ON CONFLICT DO NOTHING",
+                [(c, v, stamp) for v, c in zip(values, owners, strict=True)],
+            )
+
+
+def _lock_customers(pks: list[int]) -> None:
+    """FOR NO KEY UPDATE in id order (PostgreSQL); it does not block other batches' event
+    inserts, whose foreign keys only take KEY SHARE. SQLite serialises writers anyway."""
+    if connection.vendor != "postgresql" or not pks:
+        return
+    table = connection.ops.quote_name(Customer._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE", [pks])
+        if len(cursor.fetchall()) != len(pks):
+            raise MergeConflict("a profile was merged away concurrently")
 
 
 def _widen_seen(times: dict[int, tuple[dt.datetime, dt.datetime]]) -> None:
@@ -329,14 +409,6 @@ def _ingest(*, source: Source, messages: list[Message], received_at: dt.datetime
     resolver.create_anonymous(messages)
     owners = {m.index: resolver.customer_of(m) for m in messages}
 
-    changed = _apply_traits(messages, owners, result) | resolver.changed
-    times: dict[int, tuple[dt.datetime, dt.datetime]] = {}
-    for m in messages:
-        pk = owners[m.index]
-        low, high = times.get(pk, (m.timestamp, m.timestamp))
-        times[pk] = (min(low, m.timestamp), max(high, m.timestamp))
-    _widen_seen(times)
-
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     pg = connection.vendor == "postgresql"
     adapt = (lambda value: value) if pg else connection.ops.adapt_datetimefield_value
@@ -356,6 +428,17 @@ def _ingest(*, source: Source, messages: list[Message], received_at: dt.datetime
         if m.type in EVENT_TYPES
     ]
     _insert_events(events)
+
+    # Row locks on profiles come last and in id order, so concurrent batches sharing profiles
+    # hold them only for the final statements and cannot deadlock on each other.
+    times: dict[int, tuple[dt.datetime, dt.datetime]] = {}
+    for m in messages:
+        pk = owners[m.index]
+        low, high = times.get(pk, (m.timestamp, m.timestamp))
+        times[pk] = (min(low, m.timestamp), max(high, m.timestamp))
+    _lock_customers(sorted(times))
+    changed = _apply_traits(messages, owners, result) | resolver.changed
+    _widen_seen(times)
     result.customer_ids = {resolver.final(pk) for pk in owners.values()}
     result.event_names = {m.event for m in messages if m.type in EVENT_TYPES}
     result.changed_ids = {resolver.final(pk) for pk in changed}

@@ -1,0 +1,231 @@
+"""Tracking ingestion benchmark: gunicorn on PostgreSQL, Segment batches from concurrent clients.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/tessera_bench .venv/bin/python bench/ingest.py \\
+        --events 1000000 --clients 4 --workers 4
+
+Migrates the database, creates a fresh source, starts `gunicorn config.wsgi` with production
+settings, sends `--events` track calls in batches of 100-500 (seeded sizes) from `--clients`
+processes over keep-alive HTTP, then checks that the database holds exactly the events sent
+(unique messageIds, all under the bench source). Prints the machine, accepted events/s, p50/p99
+request latency and the processing lag. Ingestion is synchronous (a 200 means identities,
+events and seen times are committed), so the lag is measured as the time from the last 200 to
+the moment every event is queryable: it should be zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import os
+import platform
+import random
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+EVENT_NAMES = ["Page Viewed", "Product Viewed", "Product Added", "Order Completed", "Email Opened"]
+
+
+def machine() -> dict:
+    mem = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+    return {
+        "cpus": os.cpu_count(),
+        "memory": f"{int(mem.split()[1]) // 1024 // 1024} GiB",
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "sqlite": sqlite3.sqlite_version,
+    }
+
+
+def batch_body(rng: random.Random, client: int, start: int, size: int, users: int, sent_at: str) -> bytes:
+    items = []
+    for seq in range(start, start + size):
+        user = rng.randrange(users)
+        items.append(
+            {
+                "type": "track",
+                "messageId": f"bench-{client}-{seq}",
+                "userId": f"user-{user}",
+                "anonymousId": f"anon-{user}",
+                "event": EVENT_NAMES[seq % len(EVENT_NAMES)],
+                "timestamp": sent_at,
+                "properties": {"sku": f"SKU-{seq % 997}", "price": round(rng.random() * 100, 2), "quantity": 1},
+                "context": {
+                    "library": {"name": "bench", "version": "1.0"},
+                    "ip": "10.0.0.1",
+                    "page": {"path": f"/p/{seq % 101}", "title": "Product"},
+                },
+            }
+        )
+    return json.dumps({"batch": items, "sentAt": sent_at}).encode()
+
+
+def client_main(client: int, events: int, args, write_key: str, out: mp.Queue) -> None:
+    rng = random.Random(args.seed * 1000 + client)
+    import base64
+
+    auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
+    conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=120)
+    latencies, sent, errors, seq = [], 0, [], 0
+    while sent < events:
+        size = min(rng.randint(args.batch_min, args.batch_max), events - sent)
+        sent_at = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        body = batch_body(rng, client, seq, size, args.users, sent_at)
+        for attempt in range(5):
+            t0 = time.perf_counter()
+            try:
+                conn.request(
+                    "POST", "/v1/batch", body=body, headers={"Content-Type": "application/json", "Authorization": auth}
+                )
+                response = conn.getresponse()
+                payload = response.read()
+            except (http.client.HTTPException, OSError) as exc:
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=120)
+                errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            latencies.append(time.perf_counter() - t0)
+            if response.status == 200:
+                break
+            errors.append(f"{response.status} {payload[:200]!r}")
+            time.sleep(0.5 * (attempt + 1))
+        else:
+            raise SystemExit(f"client {client}: batch at {seq} failed 5 times: {errors[-1]}")
+        if response.getheader("Connection", "").lower() == "close":
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=120)
+        sent += size
+        seq += size
+    out.put({"client": client, "sent": sent, "latencies": latencies, "errors": errors})
+
+
+def wait_for_port(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"gunicorn did not listen on {port}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+    parser.add_argument("--batch-min", type=int, default=100)
+    parser.add_argument("--batch-max", type=int, default=500)
+    parser.add_argument("--users", type=int, default=50_000, help="distinct userIds (with one anonymousId each)")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    db_url = os.environ.get("DATABASE_URL", "")
+    if not db_url.startswith("postgres"):
+        raise SystemExit("Set DATABASE_URL=postgres://... (the benchmark runs on PostgreSQL).")
+    if "conn_max_age" not in db_url:
+        # Persistent connections, as documented for production: a new PostgreSQL backend per
+        # request would cost more than the request itself.
+        db_url += ("&" if "?" in db_url else "?") + "conn_max_age=600"
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-only-secret"),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DJANGO_LOG_LEVEL": "WARNING",
+    }
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from customers.models import Event, Source
+
+    call_command("migrate", verbosity=0)
+    source = Source.objects.create(name=f"bench {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        pg_version = cursor.fetchone()[0]
+    connection.close()
+
+    info = machine() | {"postgresql": pg_version}
+    print("machine:", ", ".join(f"{k} {v}" for k, v in info.items()))
+    print(
+        f"run: {args.events:,} events, batches {args.batch_min}-{args.batch_max}, {args.clients} clients, "
+        f"gunicorn {args.workers} sync workers, {args.users:,} users"
+    )
+
+    bin_dir = Path(sys.executable).parent
+    server = subprocess.Popen(
+        [
+            str(bin_dir / "gunicorn"),
+            "config.wsgi:application",
+            "--workers",
+            str(args.workers),
+            "--bind",
+            f"127.0.0.1:{args.port}",
+            "--timeout",
+            "120",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        wait_for_port(args.port)
+        out: mp.Queue = mp.Queue()
+        share = [
+            args.events // args.clients + (1 if i < args.events % args.clients else 0) for i in range(args.clients)
+        ]
+        procs = [
+            mp.Process(target=client_main, args=(i, share[i], args, source.write_key, out)) for i in range(args.clients)
+        ]
+        t0 = time.perf_counter()
+        for p in procs:
+            p.start()
+        results = [out.get() for _ in procs]
+        for p in procs:
+            p.join()
+        elapsed = time.perf_counter() - t0
+        # Processing lag: time from the last 200 until every accepted event is queryable.
+        lag_start = time.perf_counter()
+        expected = sum(r["sent"] for r in results)
+        while Event.objects.filter(source=source).count() < expected and time.perf_counter() - lag_start < 600:
+            time.sleep(0.5)
+        lag = time.perf_counter() - lag_start
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    latencies = sorted(x for r in results for x in r["latencies"])
+    errors = [e for r in results for e in r["errors"]]
+    stored = Event.objects.filter(source=source).count()
+    distinct = Event.objects.filter(source=source).values("message_id").distinct().count()
+    p50 = statistics.median(latencies) * 1000
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+    print(f"requests: {len(latencies):,} ({len(errors)} retried: {errors[:3]})")
+    print(f"accepted: {expected:,} events in {elapsed:.1f} s = {expected / elapsed:,.0f} events/s")
+    print(f"latency per batch request: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
+    print(f"processing lag after the last 200: {lag:.2f} s (synchronous ingestion)")
+    verdict = "OK" if stored == distinct == expected else "MISMATCH"
+    print(f"stored: {stored:,} events, {distinct:,} distinct messageIds -> {verdict}")
+    if not stored == distinct == expected:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
