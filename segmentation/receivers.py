@@ -11,8 +11,9 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 
-from segmentation.models import Reason, Segment
+from segmentation.models import Membership, Reason, Segment
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,16 @@ def on_profile_changed(sender, customer_ids=None, reason=None, **kwargs):
 
 def on_customers_merged(sender, survivor_id=None, merged_id=None, **kwargs):
     _enqueue([survivor_id], Reason.MERGED, detail={"merged_id": merged_id})
+
+
+def on_customer_deleted(sender, instance, **kwargs):
+    """Erasures and merges delete memberships by cascade; keep the member counts current.
+
+    Static and external segments are never recomputed, so nothing else would correct them.
+    Runs in the deleting transaction, before the cascade.
+    """
+    segment_ids = Membership.objects.filter(customer_id=instance.pk).values("segment_id")
+    Segment.objects.filter(pk__in=segment_ids, member_count__gt=0).update(member_count=F("member_count") - 1)
 
 
 PERIODIC_TASKS = [

@@ -17,12 +17,12 @@ import logging
 import time
 
 from django.db import transaction
-from django.db.models import F
-from django.db.models.functions import Lower
+from django.db.models import Count, F, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from customers.models import Customer
-from segmentation.models import Reason, Segment, Snapshot
+from segmentation.models import Membership, Reason, Segment, Snapshot
 from segmentation.selectors import segments_in_dependency_order
 
 from .jobs import job_finish, job_progress, job_start
@@ -241,6 +241,8 @@ def segments_sweep(*, scope: str = "all", now=None, job_id: int | None = None) -
     """Periodic sweep: `time` recomputes dynamic segments whose membership can change with time
     alone (plus failed and never-computed ones); `all` recomputes every dynamic segment."""
     segments = list(Segment.objects.filter(kind=Segment.Kind.DYNAMIC).order_by("key"))
+    if scope == "all":
+        members_recount(kinds=[Segment.Kind.STATIC, Segment.Kind.EXTERNAL])
     if scope == "time":
         segments = [
             s
@@ -248,6 +250,13 @@ def segments_sweep(*, scope: str = "all", now=None, job_id: int | None = None) -
             if (s.dependencies or {}).get("time") or s.status == Segment.Status.FAILED or s.computed_at is None
         ]
     return segments_recompute_many(segments=segments, reason=Reason.SCHEDULED, now=now, job_id=job_id)
+
+
+def members_recount(*, kinds) -> int:
+    """Correct `member_count` of segments of these kinds in one statement (a safety net for counts
+    moved outside the services, e.g. rows deleted by hand)."""
+    counts = Membership.objects.filter(segment=OuterRef("pk")).order_by().values("segment").annotate(n=Count("pk"))
+    return Segment.objects.filter(kind__in=kinds).update(member_count=Coalesce(Subquery(counts.values("n")), Value(0)))
 
 
 def segments_watchdog(*, now=None) -> list[str]:

@@ -83,3 +83,26 @@ def test_limits_and_kinds(static):
 def test_ten_thousand_ids_in_one_call(static):
     result = segment_members_add(segment=static, external_ids=[f"missing-{i}" for i in range(10_000)])
     assert result["added"] == 0 and len(result["unknown"]) == 10_000
+
+
+def test_erasure_keeps_counts_current(static):
+    from customers.services import customer_erase
+
+    customers = CustomerFactory.create_batch(2)
+    segment_members_add(segment=static, external_ids=[c.external_id for c in customers])
+    customer_erase(customer=customers[0])
+    static.refresh_from_db()
+    assert static.member_count == 1 == Membership.objects.filter(segment=static).count()
+
+
+def test_hourly_sweep_recounts_manual_segments(static):
+    from segmentation.services import segments_sweep
+
+    segment_members_add(segment=static, external_ids=[CustomerFactory().external_id])
+    Segment.objects.filter(pk=static.pk).update(member_count=7)
+    segments_sweep(scope="time")
+    static.refresh_from_db()
+    assert static.member_count == 7
+    segments_sweep(scope="all")
+    static.refresh_from_db()
+    assert static.member_count == 1
