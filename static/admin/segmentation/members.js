@@ -145,7 +145,7 @@
   function wireSortable() {
     if (!config.canChange || !window.Sortable) return;
     var common = { multiDrag: true, selectedClass: "seg-selected", avoidImplicitDeselect: true, animation: 120,
-                   filter: ".seg-list-empty, .seg-is-member, .seg-remove-hint", preventOnFilter: false,
+                   filter: ".seg-list-empty, .seg-is-member, .seg-remove-hint, .seg-pick", preventOnFilter: false,
                    onSelect: updateButtons, onDeselect: updateButtons };
     window.Sortable.create(lists.search.el, Object.assign({}, common, {
       group: { name: "people", pull: "clone", put: function (to, from) { return from.el === lists.members.el; } },
