@@ -27,8 +27,8 @@ def people(db):
         ("Barbara", "Liskov"),
     ]
     return [
-        CustomerFactory(first_name=f, last_name=l, email=f"{f.lower()}@example.com", country=c)
-        for (f, l), c in zip(names, ["GB", "GB", "US", "NL", "US"], strict=True)
+        CustomerFactory(first_name=first, last_name=last, email=f"{first.lower()}@example.com", country=c)
+        for (first, last), c in zip(names, ["GB", "GB", "US", "NL", "US"], strict=True)
     ]
 
 
