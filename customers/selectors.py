@@ -105,10 +105,23 @@ def customer_list(*, now: dt.datetime | None = None) -> QuerySet[Customer]:
     )
 
 
+MAX_ID_DIGITS = 18  # anything longer overflows a bigint and can name no row
+
+
+def is_row_id(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= MAX_ID_DIGITS
+
+
 def customer_lookup_q(lookup: str) -> dict:
-    """Filter kwargs for an API lookup: an exact external id, or `id:<id>` (decisions 17)."""
-    if lookup.startswith("id:") and lookup[3:].isdigit():
-        return {"pk": int(lookup[3:])}
+    """Filter kwargs for an API lookup: an exact external id, or `id:<id>` (decisions 17).
+
+    A lookup no profile can have (NUL characters, an id beyond bigint) matches nothing instead of
+    reaching the database, where PostgreSQL would reject it.
+    """
+    if lookup.startswith("id:") and lookup[3:].isascii() and lookup[3:].isdigit():
+        return {"pk": int(lookup[3:])} if is_row_id(lookup[3:]) else {"pk__in": []}
+    if "\x00" in lookup:
+        return {"pk__in": []}
     return {"external_id": lookup}
 
 

@@ -12,7 +12,7 @@ from rest_framework.exceptions import ValidationError
 
 from customers.models import AttributeDefinition, Customer, Event, Tag
 from customers.normalize import NormalizationError, coerce, fold, normalize_country, normalize_text
-from customers.selectors import customer_in_segment_q, customer_lookup_q, customer_with_tag_q
+from customers.selectors import customer_in_segment_q, customer_lookup_q, customer_with_tag_q, is_row_id
 from segmentation.models import LedgerEntry
 
 CUSTOM_PREFIX = "custom."
@@ -107,8 +107,8 @@ class AllEventFilter(EventFilter):
         return queryset.filter(**{f"customer__{k}": v for k, v in customer_lookup_q(value).items()})
 
     def filter_source(self, queryset, name, value):
-        if value.isdigit():
-            return queryset.filter(source_id=int(value))
+        if value.isascii() and value.isdigit():
+            return queryset.filter(source_id=int(value)) if is_row_id(value) else queryset.none()
         return queryset.annotate(source_name=Lower("source__name")).filter(source_name=_clean(value, fold, name))
 
 

@@ -207,3 +207,7 @@ class JobSerializer(serializers.ModelSerializer):
 
 class ImportUploadSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="CSV file with the same columns as the admin import.")
+    dry_run = serializers.BooleanField(default=False, help_text="Validate and report without writing.")
+    delimiter = serializers.ChoiceField(
+        choices=[",", ";"], required=False, help_text="Column delimiter; detected from the header when left out."
+    )

@@ -18,4 +18,6 @@ urlpatterns = [
     ),
     path("imports/", views.ImportView.as_view(), name="import"),
     *router.urls,
+    # Last: anything else under /api/ ending in a slash (so APPEND_SLASH still redirects).
+    re_path(r"^([\s\S]*/)?$", views.api_not_found),
 ]

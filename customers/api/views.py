@@ -8,9 +8,10 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -24,6 +25,7 @@ from rest_framework.views import APIView
 from customers.models import AttributeDefinition, Customer, Event, Tag
 from customers.normalize import NormalizationError
 from customers.selectors import (
+    MAX_ID_DIGITS,
     attribute_list,
     attribute_used_by,
     customer_get,
@@ -66,6 +68,18 @@ def _customer_or_404(lookup: str, queryset=None) -> Customer:
 
 class ApiMixin:
     schema = AutoSchema()
+
+
+class RowIdMixin(ApiMixin):
+    # Longer ids overflow a bigint (a database error, not a 404), so they don't route here at all.
+    lookup_value_regex = f"[0-9]{{1,{MAX_ID_DIGITS}}}"
+
+
+@csrf_exempt
+def api_not_found(request, *args, **kwargs):
+    """JSON 404 for unknown /api/ paths, so every API answer uses the envelope (decisions 9)."""
+    message = f"There is no API endpoint at {request.path} (see /api/docs/)."
+    return JsonResponse({"code": "not_found", "message": message, "errors": []}, status=404)
 
 
 @extend_schema_view(
@@ -205,7 +219,7 @@ class CustomerSegmentsView(ApiMixin, ListAPIView):
     list=extend_schema(summary="List events"),
     retrieve=extend_schema(summary="Retrieve an event"),
 )
-class EventViewSet(ApiMixin, viewsets.ReadOnlyModelViewSet):
+class EventViewSet(RowIdMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = s.EventSerializer
     filterset_class = AllEventFilter
     filter_backends = [DjangoFilterBackend]
@@ -246,6 +260,11 @@ class AttributeViewSet(ApiMixin, viewsets.ModelViewSet):
 
     def get_queryset(self):
         return attribute_list()
+
+    def get_object(self):
+        if "\x00" in self.kwargs["key"]:  # PostgreSQL refuses NUL in text; no key can hold one
+            raise Http404("No such attribute.")
+        return super().get_object()
 
     def perform_create(self, serializer):
         data = serializer.validated_data
@@ -297,7 +316,7 @@ def _tag_customers_touched(customer_ids: list[int]) -> None:
     partial_update=extend_schema(summary="Rename a tag"),
     destroy=extend_schema(summary="Delete a tag", description="Removes it from every customer and segment."),
 )
-class TagViewSet(ApiMixin, viewsets.ModelViewSet):
+class TagViewSet(RowIdMixin, viewsets.ModelViewSet):
     serializer_class = s.TagSerializer
     filterset_class = TagFilter
     ordering_fields = ["name", "created_at"]
@@ -327,7 +346,7 @@ class TagViewSet(ApiMixin, viewsets.ModelViewSet):
     list=extend_schema(summary="List background jobs", description="Your own jobs; staff with view_job see all."),
     retrieve=extend_schema(summary="Retrieve a background job"),
 )
-class JobViewSet(ApiMixin, viewsets.ReadOnlyModelViewSet):
+class JobViewSet(RowIdMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = s.JobSerializer
     permission_classes = [IsAuthenticated]
     filterset_fields = ["status", "kind"]
@@ -380,6 +399,11 @@ class ImportView(ApiMixin, APIView):
         except ImportError:
             raise ServiceUnavailable("CSV import is not available in this installation.")
         path = _save_upload(upload)
-        job = customer_import_start(upload_path=str(path), user=request.user)
+        job = customer_import_start(
+            upload_path=str(path),
+            user=request.user,
+            dry_run=serializer.validated_data["dry_run"],
+            delimiter=serializer.validated_data.get("delimiter"),
+        )
         location = reverse("job-detail", kwargs={"pk": job.pk})
         return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED, headers={"Location": location})

@@ -2,7 +2,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 
-from customers.models import Job
+from customers.models import Customer, Job
 
 pytestmark = pytest.mark.django_db
 
@@ -40,15 +40,43 @@ def test_import_over_the_limit_is_413(admin_api):
     assert response.status_code == 413 and response.json()["message"]
 
 
-def test_import_answers_202_with_the_job(admin_api, admin_user, settings, tmp_path):
-    imports = pytest.importorskip("customers.services.imports")
-    if not hasattr(imports, "customer_import_start"):
-        pytest.skip("customers.services.imports.customer_import_start has not landed yet")
+def test_import_answers_202_with_the_job_and_imports(
+    admin_api, admin_user, settings, tmp_path, django_capture_on_commit_callbacks
+):
     settings.MEDIA_ROOT = tmp_path
-    response = admin_api.post("/api/imports/", {"file": _csv()}, format="multipart")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_api.post("/api/imports/", {"file": _csv()}, format="multipart")
     assert response.status_code == 202, response.json()
     job = Job.objects.get(pk=response.json()["id"])
     assert response["Location"] == f"/api/jobs/{job.pk}/"
+    assert response.json()["status"] == "queued"
     assert job.created_by == admin_user
-    assert list((tmp_path / "imports").iterdir())
-    assert admin_api.get(response["Location"]).json()["status"] in ("queued", "running", "succeeded", "failed")
+    assert len(list((tmp_path / "imports").iterdir())) == 1
+    polled = admin_api.get(response["Location"]).json()
+    assert polled["status"] == "succeeded", polled
+    assert Customer.objects.get(external_id="u1").email == "u1@example.com"
+
+
+def test_import_dry_run_writes_nothing(admin_api, settings, tmp_path, django_capture_on_commit_callbacks):
+    settings.MEDIA_ROOT = tmp_path
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_api.post(
+            "/api/imports/",
+            {"file": _csv(b"external_id;email\r\nu1;u1@example.com\r\n"), "dry_run": "true", "delimiter": ";"},
+            format="multipart",
+        )
+    assert response.status_code == 202
+    assert admin_api.get(response["Location"]).json()["status"] == "succeeded"
+    assert not Customer.objects.exists()
+
+
+def test_import_with_bad_rows_reports_on_the_job(admin_api, settings, tmp_path, django_capture_on_commit_callbacks):
+    settings.MEDIA_ROOT = tmp_path
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_api.post(
+            "/api/imports/", {"file": _csv(b"external_id,email\r\nu1,not-an-email\r\n")}, format="multipart"
+        )
+    job = admin_api.get(response["Location"]).json()
+    assert job["status"] == "failed"
+    assert job["errors"] == [{"line": 2, "column": "email", "message": "“not-an-email” is not a valid email address."}]
+    assert not Customer.objects.exists()
