@@ -174,6 +174,8 @@ def customer_import(
             _, _, rows = csv_rows(fh, delimiter=result.delimiter)
             staged = _validate(rows, columns, errors, tag_names, staging, progress=progress, total=total_lines)
         result.rows = staged + errors.total
+        if not result.rows:
+            result.notices.append("The file has a header but no rows.")
         staging.analyse()
         sql_errors, sql_total = staging.row_errors(limit=MAX_REPORTED_ROWS)
         errors.merge(sql_errors, sql_total)

@@ -351,3 +351,9 @@ def test_a_profile_created_between_checks_and_write_is_updated(monkeypatch):
     assert (racer.city, racer.email) == ("New", "old@example.com")
     assert tag_names(racer) == ["vip"]
     assert Customer.objects.count() == 2
+
+
+def test_header_only_file_imports_nothing_with_a_notice():
+    result = run(csv("external_id,email"))
+    assert result.ok and result.rows == 0
+    assert result.notices == ["The file has a header but no rows."]
