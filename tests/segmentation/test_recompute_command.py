@@ -73,3 +73,26 @@ def test_sweep_task_reports_through_a_job(db):
     job = Job.objects.get(kind="recompute")
     assert (job.status, job.total, job.progress, job.params) == (Job.Status.SUCCEEDED, 1, 1, {"sweep": "all"})
     assert job.result["segments"][0]["segment"] == "everyone"
+
+
+def test_failing_recompute_task_retries_then_fails_its_job(db, marketer, django_capture_on_commit_callbacks):
+    from segmentation.services import segment_recompute_start
+    from segmentation.tasks import segment_recompute_task
+
+    broken = segment_create(name="Broken", definition=PL)
+    Segment.objects.filter(pk=broken.pk).update(definition={"match": "all", "conditions": [{"bogus": 1}]})
+    broken.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        job = segment_recompute_start(segment=broken, user=marketer)
+    broken.refresh_from_db()
+    job.refresh_from_db()
+    # The first attempt failed and scheduled a retry: the segment shows why, the job waits.
+    assert broken.status == Segment.Status.FAILED and "bogus" in broken.last_error
+    assert broken.retry_count == 1
+    assert job.status == Job.Status.RUNNING
+    # The last retry gives up: the job fails with the error; other segments were never blocked.
+    with pytest.raises(Exception, match="bogus"):  # eager Celery propagates the final error
+        segment_recompute_task.apply(args=(broken.pk, broken.version, "manual", job.pk), retries=5)
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and "bogus" in job.errors[0]["message"]
+    assert Segment.objects.get(pk=broken.pk).retry_count == 2
