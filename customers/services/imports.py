@@ -176,7 +176,7 @@ def customer_import(
         result.rows = staged + errors.total
         if not result.rows:
             result.notices.append("The file has a header but no rows.")
-        staging.analyse()
+        staging.analyse(tag_names=tag_names)
         sql_errors, sql_total = staging.row_errors(limit=MAX_REPORTED_ROWS)
         errors.merge(sql_errors, sql_total)
         result.created, result.updated, result.unchanged = staging.counts()
@@ -452,7 +452,6 @@ class Staging:
         self.has_tags = has_tags
         self.customers = Customer._meta.db_table
         self.tags_through = Customer.tags.through._meta.db_table
-        self.tag_table = Tag._meta.db_table
 
     @classmethod
     def create(cls, **kwargs) -> Staging:
@@ -467,6 +466,7 @@ class Staging:
             "tags_changed boolean NOT NULL DEFAULT false, new_id bigint)"
         )
         staging._run(f"CREATE TEMP TABLE {staging.table}_err (line integer, col text, msg text)")
+        staging._run(f"CREATE TEMP TABLE {staging.table}_tags (key text PRIMARY KEY, tag_id bigint)")
         return staging
 
     # -- helpers ---------------------------------------------------------------
@@ -534,7 +534,7 @@ class Staging:
                 cursor.executemany(f"INSERT INTO {self.table} ({columns}) VALUES ({marks})", rows)
 
     # -- checks and preview --------------------------------------------------------
-    def analyse(self) -> None:
+    def analyse(self, *, tag_names: dict[str, str]) -> None:
         """Match rows to profiles, find in-file conflicts, and mark what would change."""
         t, c = self.table, self.customers
         if self.pg:
@@ -559,6 +559,8 @@ class Staging:
         if not self.pg:
             self._run(f"CREATE INDEX {t}_cust ON {t} (customer_id)")
         self._find_conflicts()
+        if self.has_tags:
+            self._map_tags(tag_names, create=False)
         self._mark_changes()
 
     def _find_conflicts(self) -> None:
@@ -604,8 +606,8 @@ class Staging:
             sets.append(
                 f"tags_changed = ((SELECT count(*) FROM {self.tags_through} AS ct WHERE ct.customer_id = c.id) "
                 f"<> {self._json_len(f'{t}.tag_keys')} OR EXISTS (SELECT 1 FROM {self._each(f'{t}.tag_keys')} "
-                f"WHERE NOT EXISTS (SELECT 1 FROM {self.tags_through} AS ct JOIN {self.tag_table} AS tg "
-                "ON tg.id = ct.tag_id WHERE ct.customer_id = c.id AND lower(tg.name) = x.value)))"
+                f"WHERE NOT EXISTS (SELECT 1 FROM {self.tags_through} AS ct JOIN {t}_tags AS m "
+                "ON m.tag_id = ct.tag_id WHERE ct.customer_id = c.id AND m.key = x.value)))"
             )
         if sets:
             self._run(f"UPDATE {t} SET {', '.join(sets)} FROM {c} AS c WHERE c.id = {t}.customer_id", params)
@@ -641,7 +643,7 @@ class Staging:
         t, c = self.table, self.customers
         now = connection.ops.adapt_datetimefield_value(timezone.now())
         if self.has_tags:
-            self._load_tag_map(tag_names)
+            self._map_tags(tag_names, create=True)
         # Existing profiles that change.
         params: list = []
         sets = [f"{f} = {t}.{f}" for f in self.profile]
@@ -693,23 +695,23 @@ class Staging:
         if self.has_tags:
             self._replace_tags()
 
-    def _load_tag_map(self, tag_names: dict[str, str]) -> None:
-        keys = list(tag_names)
+    def _map_tags(self, tag_names: dict[str, str], *, create: bool) -> None:
+        """Fill {table}_tags (lower-cased name -> tag id) for the file's tags; create missing ones if asked."""
+        mapped = {key for (key,) in self._all(f"SELECT key FROM {self.table}_tags")}
+        wanted = [k for k in tag_names if k not in mapped]
         known: dict[str, int] = {}
-        for start in range(0, len(keys), 500):
-            part = keys[start : start + 500]
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
             for name, pk in Tag.objects.annotate(lname=Lower("name")).filter(lname__in=part).values_list("name", "pk"):
                 known[name.lower()] = pk
-        missing = [tag_names[k] for k in keys if k not in known]
-        if missing:
+        missing = [tag_names[k] for k in wanted if k not in known]
+        if create and missing:
             Tag.objects.bulk_create([Tag(name=name) for name in missing], ignore_conflicts=True)
+            lowered = [m.lower() for m in missing]
             for name, pk in (
-                Tag.objects.annotate(lname=Lower("name"))
-                .filter(lname__in=[m.lower() for m in missing])
-                .values_list("name", "pk")
+                Tag.objects.annotate(lname=Lower("name")).filter(lname__in=lowered).values_list("name", "pk")
             ):
                 known[name.lower()] = pk
-        self._run(f"CREATE TEMP TABLE {self.table}_tags (key text PRIMARY KEY, tag_id bigint)")
         with connection.cursor() as cursor:
             cursor.executemany(f"INSERT INTO {self.table}_tags (key, tag_id) VALUES (%s, %s)", list(known.items()))
 
