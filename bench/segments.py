@@ -3,7 +3,7 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/segments_bench REDIS_URL=redis://127.0.0.1:6379/2 \\
         .venv/bin/python bench/segments.py --customers 1000000 --events 10000000
 
-Migrates the database, loads profiles and events with COPY (skipped when the database already
+Migrates the database, generates profiles and events in SQL (skipped when the database already
 holds that many `bench-` profiles), then prints the machine and, for each pre-built segment and
 a mixed 3-condition segment (profile attribute, custom attribute, windowed event count):
 - the product's full recompute (compile, stage, diff, apply in one transaction): the first run
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import io
 import os
 import platform
 import random
@@ -151,56 +150,59 @@ def machine() -> None:
     print(f"python {platform.python_version()}, database: {version}")
 
 
-def _copy(table: str, columns: list[str], rows) -> None:
-    with connection.cursor() as cur:
-        with cur.connection.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            buf = io.StringIO()
-            for n, row in enumerate(rows, start=1):
-                buf.write("\t".join(row))
-                buf.write("\n")
-                if n % 200_000 == 0:
-                    copy.write(buf.getvalue())
-                    buf = io.StringIO()
-            copy.write(buf.getvalue())
+CUSTOMERS_SQL = f"""
+INSERT INTO {C} (id, external_id, email, country, custom, created_at, updated_at)
+SELECT i, 'bench-' || i, 'user' || i || '@example.com',
+       (ARRAY['PL', 'DE', 'GB', 'FR', 'US', 'ES'])[1 + floor(random() * 6)::int],
+       jsonb_build_object('plan', (ARRAY['free', 'pro', 'team'])[1 + floor(random() * 3)::int],
+                          'score', floor(random() * 101)::int),
+       %(created)s + make_interval(mins => i %% 500000), %(created)s + make_interval(mins => i %% 500000)
+FROM generate_series(1, %(customers)s) i
+"""
+# Weights: Page Viewed 55 %, Product Viewed 20, Product Added 10, Order Completed 5, Email Opened 7, Clicked 3.
+EVENTS_SQL = f"""
+INSERT INTO {E} (customer_id, name, timestamp, received_at, properties, context)
+SELECT cid, name, ts, ts,
+       CASE WHEN name = 'Order Completed' THEN jsonb_build_object('revenue', round((5 + r3 * 595)::numeric, 2))
+            ELSE '{{}}'::jsonb END,
+       CASE WHEN name = 'Page Viewed' THEN jsonb_build_object('device', jsonb_build_object(
+                'type', CASE WHEN r4 < 0.5 THEN 'mobile' ELSE 'desktop' END))
+            ELSE '{{}}'::jsonb END
+FROM (
+    SELECT 1 + floor(random() * %(customers)s)::bigint AS cid,
+           CASE WHEN r < 0.55 THEN 'Page Viewed' WHEN r < 0.75 THEN 'Product Viewed'
+                WHEN r < 0.85 THEN 'Product Added' WHEN r < 0.90 THEN 'Order Completed'
+                WHEN r < 0.97 THEN 'Email Opened' ELSE 'Email Clicked' END AS name,
+           %(now)s::timestamptz - make_interval(secs => -3600 + random() * (180 * 86400 + 3600)) AS ts,
+           random() AS r3, random() AS r4
+    FROM (SELECT random() AS r FROM generate_series(1, %(events)s)) g
+) x
+"""
 
 
 def load(customers: int, events: int, seed: int) -> None:
+    """Generate the data inside PostgreSQL (generate_series, seeded random()): on this 2-core machine
+    that is several times faster than COPY from Python, which spends its time formatting rows.
+    Event indexes are dropped during the load and rebuilt after it."""
     if Customer.objects.filter(external_id__startswith="bench-").count() >= customers:
         print(f"data: reusing {Customer.objects.count():,} profiles and {Event.objects.count():,} events")
         return
-    rng = random.Random(seed)
     started = time.monotonic()
+    params = {"customers": customers, "events": events, "now": NOW, "created": NOW - dt.timedelta(days=400)}
     with connection.cursor() as cur:
         cur.execute(
             f"TRUNCATE {C}, {E}, segmentation_membership, segmentation_ledgerentry, segmentation_snapshot CASCADE"
         )
-    created = NOW - dt.timedelta(days=400)
-
-    def customer_rows():
-        for i in range(1, customers + 1):
-            custom = f'{{"plan": "{rng.choice(PLANS)}", "score": {rng.randint(0, 100)}}}'
-            ts = (created + dt.timedelta(minutes=i % 500_000)).isoformat()
-            yield [str(i), f"bench-{i}", f"user{i}@example.com", rng.choice(COUNTRIES), custom, ts, ts]
-
-    _copy(C, ["id", "external_id", "email", "country", "custom", "created_at", "updated_at"], customer_rows())
-    names = [n for n, _ in EVENT_NAMES]
-    weights = [w for _, w in EVENT_NAMES]
-    span = 180 * 24 * 3600
-
-    def event_rows():
-        for _ in range(events):
-            name = rng.choices(names, weights)[0]
-            ts = (NOW - dt.timedelta(seconds=rng.randint(-3600, span))).isoformat()
-            props = (
-                f'{{"revenue": {rng.randint(5, 600)}.{rng.randint(0, 99):02d}}}' if name == "Order Completed" else "{}"
-            )
-            device = "mobile" if rng.random() < 0.5 else "desktop"
-            context = f'{{"device": {{"type": "{device}"}}}}' if name == "Page Viewed" else "{}"
-            yield [str(rng.randint(1, customers)), name, ts, ts, props, context]
-
-    _copy(E, ["customer_id", "name", "timestamp", "received_at", "properties", "context"], event_rows())
-    with connection.cursor() as cur:
+        cur.execute("SELECT setseed(%s)", [seed / 1000])
+        cur.execute(CUSTOMERS_SQL, params)
         cur.execute(f"SELECT setval(pg_get_serial_sequence('{C}', 'id'), (SELECT max(id) FROM {C}))")
+        with connection.schema_editor() as editor:
+            for index in Event._meta.indexes:
+                editor.remove_index(Event, index)
+        cur.execute(EVENTS_SQL, params)
+        with connection.schema_editor() as editor:
+            for index in Event._meta.indexes:
+                editor.add_index(Event, index)
         cur.execute(
             f"UPDATE {C} c SET first_seen_at = s.first, last_seen_at = s.last FROM "
             f"(SELECT customer_id, min(timestamp) AS first, max(timestamp) AS last FROM {E} GROUP BY customer_id) s "
@@ -208,7 +210,7 @@ def load(customers: int, events: int, seed: int) -> None:
         )
         cur.execute(f"VACUUM ANALYZE {C}")
         cur.execute(f"VACUUM ANALYZE {E}")
-    print(f"data: loaded {customers:,} profiles and {events:,} events in {time.monotonic() - started:.0f} s (COPY)")
+    print(f"data: generated {customers:,} profiles and {events:,} events in {time.monotonic() - started:.0f} s")
 
 
 # ------------------------------------------------------------------------------
