@@ -73,7 +73,9 @@ class CustomerResource(resources.ModelResource):
         writer.writerow(dataset.headers or [])
         for row in dataset:
             writer.writerow(["" if v is None else str(v) for v in row])
-        outcome = customer_import(path_or_file=io.BytesIO(data.getvalue().encode()), dry_run=dry_run)
+        # surrogatepass: an unpaired surrogate reaches the reader, which refuses it like any bad byte.
+        payload = data.getvalue().encode("utf-8", errors="surrogatepass")
+        outcome = customer_import(path_or_file=io.BytesIO(payload), dry_run=dry_run)
         self.last_import = outcome
         return import_result(outcome, headers=dataset.headers or [], raise_errors=raise_errors)
 

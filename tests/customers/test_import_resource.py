@@ -62,3 +62,11 @@ def test_import_reports_row_and_file_errors():
     result = CustomerResource().import_data(bad_header, dry_run=True)
     assert result.has_errors()
     assert "not a header of attribute keys" in str(result.base_errors[0].error)
+
+
+def test_surrogates_from_a_dataset_are_refused():
+    dataset = tablib.Dataset(["u1", "bad \ud800"], headers=["external_id", "city"])
+    result = CustomerResource().import_data(dataset, dry_run=False)
+    assert result.has_errors()
+    assert "not valid UTF-8" in str(result.base_errors[0].error)
+    assert Customer.objects.count() == 0

@@ -238,6 +238,7 @@ def test_only_the_first_thousand_bad_rows_are_reported():
         (b"\r\n \r\n", "The file is empty."),
         ("external_id,city\r\nu1,Krak\u00f3w\r\n".encode("latin-1"), "not valid UTF-8 (first problem on line 2)"),
         ("external_id,city\r\nu1,x\r\n".encode("utf-16"), "UTF-16"),
+        (b"external_id,city\r\nu1,\xed\xa0\x80\r\n", "not valid UTF-8 (first problem on line 2)"),
         (b",,\r\nu1,a@example.com,x\r\n", "no header line"),
         (b"u1,a@example.com\r\nu2,b@example.com\r\n", "not a header of attribute keys"),
         (b"external_id,emial\r\nu1,a@example.com\r\n", "Unknown columns: emial."),
