@@ -47,8 +47,11 @@ def _on_commit(fn) -> None:
 
 def segment_request_recompute(*, segment: Segment, reason: str, job_id: int | None = None, enqueue: bool = True) -> int:
     """Ask for a recompute: bump the version and (after commit) enqueue the run. Returns the version."""
-    Segment.objects.filter(pk=segment.pk).update(version=F("version") + 1)
-    version = Segment.objects.values_list("version", flat=True).get(pk=segment.pk)
+    with transaction.atomic():
+        # One transaction: the row stays locked (PostgreSQL) or the database write-locked (SQLite)
+        # between the bump and the read, so concurrent requests each read their own version.
+        Segment.objects.filter(pk=segment.pk).update(version=F("version") + 1)
+        version = Segment.objects.values_list("version", flat=True).get(pk=segment.pk)
     segment.version = version
     if enqueue:
         from segmentation.tasks import segment_recompute_task
