@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import threading
 import time
 import zoneinfo
 from pathlib import Path
@@ -233,6 +234,34 @@ class _Progress:
             Job.objects.filter(pk=self.run.job_id).update(progress=written)
 
 
+class _Heartbeat:
+    """Beats from a thread while the run works, so a long webhook POST or COPY is not mistaken for a
+    dead worker; only a killed process stops it (then the reaper takes over)."""
+
+    def __init__(self, run_id: int, every: float):
+        self.run_id = run_id
+        self.every = every
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"export-heartbeat-{run_id}", daemon=True)
+
+    def _beat(self):
+        try:
+            while not self.stop.wait(self.every):
+                ExportRun.objects.filter(pk=self.run_id, status=ExportRun.Status.RUNNING).update(
+                    heartbeat_at=timezone.now()
+                )
+        finally:
+            connection.close()  # this thread's own connection
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+
 def _temp_dir() -> Path:
     path = Path(settings.MEDIA_ROOT) / "exports" / ".tmp"
     path.mkdir(parents=True, exist_ok=True)
@@ -311,22 +340,30 @@ def export_run(*, run_id: int, now: dt.datetime | None = None) -> ExportRun | No
     except Exception as exc:
         logger.exception("Export run %s could not start", run.pk)
         return _run_fail(run=run, error=f"{exc.__class__.__name__}: {exc}", attempts=1)
-    for attempt in range(1, attempts + 1):
-        ExportRun.objects.filter(pk=run.pk).update(attempts=attempt, heartbeat_at=timezone.now())
-        try:
-            if local is None:
-                local, rows = _write_internal(run=run, export=export, filename=filename, now=now)
-            where = destinations.deliver(
-                export=export, run=run, path=local, filename=filename, remember_temp=lambda p: _remember_temp(run, p)
-            )
-        except Exception as exc:
-            error = str(exc) if isinstance(exc, destinations.DeliveryError) else f"{exc.__class__.__name__}: {exc}"
-            logger.warning("Export run %s attempt %s/%s failed: %s", run.pk, attempt, attempts, error)
-            if attempt < attempts:
-                time.sleep(backoff * 2 ** (attempt - 1))
-            continue
-        return _run_succeed(run=run, rows=rows, where=where, attempts=attempt)
-    return _run_fail(run=run, error=error, attempts=attempts)
+    beat_every = max(1.0, int(_setting("TESSERA_EXPORT_STALE_SECONDS", 300)) / 5)
+    with _Heartbeat(run.pk, beat_every):
+        for attempt in range(1, attempts + 1):
+            ExportRun.objects.filter(pk=run.pk).update(attempts=attempt, heartbeat_at=timezone.now())
+            try:
+                if local is None:
+                    local, rows = _write_internal(run=run, export=export, filename=filename, now=now)
+                where = destinations.deliver(
+                    export=export,
+                    run=run,
+                    path=local,
+                    filename=filename,
+                    remember_temp=lambda p: _remember_temp(run, p),
+                )
+            except Exception as exc:
+                error = str(exc) if isinstance(exc, destinations.DeliveryError) else f"{exc.__class__.__name__}: {exc}"
+                logger.warning("Export run %s attempt %s/%s failed: %s", run.pk, attempt, attempts, error)
+                if attempt < attempts:
+                    time.sleep(backoff * 2 ** (attempt - 1))
+                continue
+            break
+        else:
+            return _run_fail(run=run, error=error, attempts=attempts)
+    return _run_succeed(run=run, rows=rows, where=where, attempts=attempt)
 
 
 def _run_succeed(*, run: ExportRun, rows: int, where: str, attempts: int) -> ExportRun:
