@@ -26,7 +26,7 @@ from segmentation.models import Membership, Reason, Segment, Snapshot
 from segmentation.selectors import segments_in_dependency_order
 
 from .jobs import job_finish, job_progress, job_start
-from .sql import apply_staged, stage_drop, stage_members
+from .sql import apply_staged, stage_drop, stage_members, stage_replace
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +124,7 @@ def segment_recompute(
             if not claimed:
                 raise _Stale
             stage_members(Customer.objects.filter(compile_definition(segment.definition, now=now)))
+            _recheck_touched(segment, now)
             snapshot = Snapshot.objects.create(
                 segment=segment, version=version, reason=reason, started_at=now, finished_at=now, size=0
             )
@@ -161,6 +162,24 @@ def segment_recompute(
     if counts["entered"] or counts["exited"] or first_time:
         dependents_reevaluate(segment=segment, snapshot_id=snapshot.pk, first_time=first_time, exclude=batch_keys)
     return _result(segment, version, "applied", snapshot_id=snapshot.pk, duration_ms=duration_ms, **counts)
+
+
+def _recheck_touched(segment: Segment, now) -> None:
+    """Re-check customers touched since the run's `now` (decisions 27).
+
+    A run evaluates at `now`, captured before it waited for the lock (or at the start of a
+    sweep), and ignores events after it. An event newer than `now` whose incremental
+    re-evaluation already applied would be undone: its customer's `last_seen_at` (indexed)
+    is later than `now`, so those customers are evaluated again at the current time.
+    Attribute changes need no re-check: the staged set already read them.
+    """
+    from segmentation.engine import compile_definition
+
+    current = timezone.now()
+    if current <= now:
+        return
+    touched = Customer.objects.filter(last_seen_at__gt=now, last_seen_at__lte=current)
+    stage_replace(touched=touched, matching=touched.filter(compile_definition(segment.definition, now=current)))
 
 
 # ------------------------------------------------------------------------------

@@ -45,6 +45,15 @@ def stage_members(queryset) -> None:
             cur.execute(f"ANALYZE {STAGE}")
 
 
+def stage_replace(*, touched, matching) -> None:
+    """Replace the staged verdict for the `touched` customers by `matching` (both Customer querysets)."""
+    touched_sql, touched_params = touched.order_by().values_list("pk").query.sql_with_params()
+    matching_sql, matching_params = matching.order_by().values_list("pk").query.sql_with_params()
+    with connection.cursor() as cur:
+        cur.execute(f"DELETE FROM {STAGE} WHERE customer_id IN ({touched_sql})", touched_params)
+        cur.execute(f"INSERT INTO {STAGE} (customer_id) {matching_sql}", matching_params)
+
+
 def stage_drop() -> None:
     with connection.cursor() as cur:
         cur.execute(f"DROP TABLE IF EXISTS {STAGE}")

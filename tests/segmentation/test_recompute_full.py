@@ -246,3 +246,16 @@ def test_prebuilt_everyone_contains_every_profile(db, now):
     customers = CustomerFactory.create_batch(3)
     run(everyone, now=now)
     assert members(everyone) == {c.pk for c in customers}
+
+
+def test_customers_touched_after_the_run_began_are_rechecked(db, now):
+    """An event newer than the run's `now` (already applied incrementally) is not undone."""
+    buyers = segment_create(name="Buyers", definition={"match": "all", "conditions": [{"event": "Order Completed"}]})
+    later = now + dt.timedelta(hours=1)  # still in the past of the wall clock
+    seen = CustomerFactory(last_seen_at=later)
+    EventFactory(customer=seen, name="Order Completed", timestamp=later)
+    unseen = CustomerFactory()  # same event, but tracking never recorded the seen time
+    EventFactory(customer=unseen, name="Order Completed", timestamp=later)
+    run(buyers, now=now)
+    assert members(buyers) == {seen.pk}
+    assert LedgerEntry.objects.get(segment=buyers).customer_id == seen.pk
