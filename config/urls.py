@@ -9,6 +9,8 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("api/", include("segmentation.api.export_urls")),
     path("api/", include("segmentation.api.urls")),
+    path("api/", include("personalization.api.urls")),
+    # Last under api/: it ends with the catch-all that answers unknown /api/ paths with a JSON 404.
     path("api/", include("customers.api.urls")),
     path("", include("customers.tracking.urls")),
 ]

@@ -8,13 +8,14 @@ ROLE_MODELS = {
             ("customers", "customer"),
             ("customers", "tag"),
             ("segmentation", "*"),
+            ("personalization", "*"),
         ],
         "view": [("customers", "*"), ("django_celery_beat", "*")],
     },
-    "Analyst": {"full": [], "view": [("customers", "*"), ("segmentation", "*")]},
+    "Analyst": {"full": [], "view": [("customers", "*"), ("segmentation", "*"), ("personalization", "*")]},
     "Developer": {
         "full": [("customers", "source"), ("authtoken", "token"), ("authtoken", "tokenproxy")],
-        "view": [("customers", "*"), ("segmentation", "*")],
+        "view": [("customers", "*"), ("segmentation", "*"), ("personalization", "*")],
     },
 }
 
