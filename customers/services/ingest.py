@@ -48,8 +48,7 @@ def messages_ingest(*, source: Source, messages: list[Message], received_at: dt.
     """
     for attempt in range(ATTEMPTS):
         try:
-            with transaction.atomic():
-                result = _ingest(source=source, messages=messages, received_at=received_at)
+            result = _ingest(source=source, messages=messages, received_at=received_at)
             break
         except (IntegrityError, OperationalError, MergeConflict) as exc:
             # A concurrent request created or merged the same profile; everything is re-read.
@@ -398,15 +397,30 @@ def _insert_events(rows: list[tuple]) -> None:
 
 
 def _ingest(*, source: Source, messages: list[Message], received_at: dt.datetime) -> IngestResult:
+    """Two short transactions: profiles and identities first, then events, traits and seen times.
+
+    Committing new profiles early means a concurrent batch that needs the same new user waits
+    for a few statements, not for our whole event insert. If the second step fails (or a merge
+    removed a profile in between), the retry re-resolves; the first step is idempotent.
+    """
     result = IngestResult(accepted=len(messages))
-    messages = _unique_messages(source, messages)
-    if not messages:
-        return result
-    resolver = _Resolver(messages)
-    resolver.create_users(messages)
-    resolver.link_anonymous(messages)
-    resolver.apply_aliases(messages)
-    resolver.create_anonymous(messages)
+    with transaction.atomic():
+        messages = _unique_messages(source, messages)
+        if not messages:
+            return result
+        resolver = _Resolver(messages)
+        resolver.create_users(messages)
+        resolver.link_anonymous(messages)
+        resolver.apply_aliases(messages)
+        resolver.create_anonymous(messages)
+    with transaction.atomic():
+        _store(source=source, messages=messages, received_at=received_at, resolver=resolver, result=result)
+    return result
+
+
+def _store(
+    *, source: Source, messages: list[Message], received_at: dt.datetime, resolver: _Resolver, result: IngestResult
+) -> None:
     owners = {m.index: resolver.customer_of(m) for m in messages}
 
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -442,4 +456,3 @@ def _ingest(*, source: Source, messages: list[Message], received_at: dt.datetime
     result.customer_ids = {resolver.final(pk) for pk in owners.values()}
     result.event_names = {m.event for m in messages if m.type in EVENT_TYPES}
     result.changed_ids = {resolver.final(pk) for pk in changed}
-    return result

@@ -166,6 +166,8 @@ def _identifier(data: dict, key: str) -> str | None:
             raise invalid(f"`{key}` must be a string or a number.")
         return None
     if isinstance(value, int | float):
+        if abs(value) >= 10**MAX_ID_LENGTH:
+            raise invalid(f"`{key}` is longer than {MAX_ID_LENGTH} characters.")
         value = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
     if not isinstance(value, str):
         raise invalid(f"`{key}` must be a string or a number.")
@@ -241,7 +243,10 @@ def message_build(
         timestamp = received_at
     elif sent_at is not None:
         # The client's clock may be off; the gap between its sentAt and our receivedAt is the skew.
-        timestamp = timestamp + (received_at - sent_at)
+        try:
+            timestamp = timestamp + (received_at - sent_at)
+        except OverflowError:
+            raise invalid("`timestamp` corrected by `sentAt` is out of range.")
     if timestamp - received_at > MAX_FUTURE:
         raise invalid("`timestamp` is more than 24 hours in the future.")
     message = Message(

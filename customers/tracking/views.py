@@ -117,6 +117,8 @@ def tracking_view(request, route: str):
         _throttle(source, len(parsed.messages))
     except TrackingError as exc:
         return _error(exc)
+    except RecursionError:
+        return _error(TrackingError(400, "invalid_request", "The body is nested too deeply."))
     if parsed.errors and not parsed.messages:
         return _json(
             400,
@@ -128,7 +130,10 @@ def tracking_view(request, route: str):
                 "errors": parsed.errors,
             },
         )
-    result = messages_ingest(source=source, messages=parsed.messages, received_at=received_at)
+    try:
+        result = messages_ingest(source=source, messages=parsed.messages, received_at=received_at)
+    except RecursionError:
+        return _error(TrackingError(400, "invalid_request", "A message is nested too deeply."))
     payload = {"success": True}
     if parsed.is_batch and parsed.errors:
         payload.update(accepted=len(parsed.messages), rejected=len(parsed.errors), errors=parsed.errors)
