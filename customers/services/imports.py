@@ -729,7 +729,8 @@ class Staging:
 
     def touched_ids(self) -> array:
         ids = array("q")
-        with connection.cursor() as cursor:
+        # A server-side cursor on PostgreSQL, so a million ids stream instead of landing in one result.
+        with connection.chunked_cursor() as cursor:
             cursor.execute(
                 f"SELECT coalesce(customer_id, new_id) AS id FROM {self.table} "
                 "WHERE new_id IS NOT NULL OR attrs_changed OR tags_changed ORDER BY id"
