@@ -86,6 +86,8 @@
           var empty = h("li", "seg-list-empty", which === "search" ? "No customers match this search." : "No members yet. Drag customers here.");
           items = [empty];
         }
+        // MultiDrag remembers selected elements; forget the ones about to be replaced.
+        l.el.querySelectorAll("li.seg-selected").forEach(function (li) { window.Sortable.utils.deselect(li); });
         l.el.replaceChildren.apply(l.el, items);
         l.nextAfter = data.next_after;
         document.querySelector("[data-pager=" + which + "][data-dir=prev]").disabled = l.page === 0;
