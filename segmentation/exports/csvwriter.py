@@ -103,7 +103,9 @@ def values_queryset(*, run: ExportRun, export: Export, columns: list[Column]):
     return (
         member_rows(run=run, export=export)
         .order_by("customer_id")
-        .values("customer_id", present=F("customer__id"), **exprs)
+        # A non-null column of the joined profile: NULL exactly when the profile was erased
+        # (customer__id would be read from the member row itself).
+        .values("customer_id", present=F("customer__created_at"), **exprs)
     )
 
 

@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import BinaryIO
 
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from segmentation.models import Export, ExportRun
 
@@ -28,11 +28,13 @@ FIRST_CHARS = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
 def _datetime(x: str) -> str:
-    utc = f"({x}) AT TIME ZONE 'UTC'"
-    return (
-        f"(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN date_trunc('second', {x}) = {x} THEN '' "
-        f"ELSE to_char({utc}, '.US') END || 'Z')"
-    )
+    """ISO 8601 in UTC with Z, microseconds only when not zero (format_cell's form).
+
+    The timestamp's own text output (DateStyle ISO, set for the COPY) is far cheaper than to_char;
+    it trims trailing zeros of the fraction, so the fraction is padded back to six digits.
+    """
+    t = f"(({x}) AT TIME ZONE 'UTC')::text"
+    return f"(rpad(replace({t}, ' ', 'T'), CASE WHEN length({t}) > 19 THEN 26 ELSE 19 END, '0') || 'Z')"
 
 
 def _number(x: str) -> str:
@@ -71,7 +73,7 @@ def _custom_cell(v: str, type_: str) -> tuple[str, list, bool]:
     if type_ == "datetime":
         return _datetime(f"({t})::timestamptz"), [], False
     if type_ == "date":
-        return f"to_char(({t})::date, 'YYYY-MM-DD')", [], False
+        return f"(({t})::date)::text", [], False
     if type_ == "list":
         joined = (
             f"(SELECT string_agg({_list_item('e.value')}, ', ' ORDER BY e.ordinality) "
@@ -96,7 +98,7 @@ def _cell(col: Column, ref: str, cid: str, today: dt.date) -> tuple[str, list, b
     if col.type == "datetime":
         return _datetime(ref), [], False
     if col.type == "date":
-        return f"to_char({ref}, 'YYYY-MM-DD')", [], False
+        return f"({ref})::text", [], False
     if col.type == "number":
         return f"trim_scale(({ref})::numeric)::text", [], False
     return ref, [], col.source != "change"
@@ -109,7 +111,8 @@ def _escape(x: str) -> tuple[str, list]:
 
 
 def copy_sql(*, run: ExportRun, export: Export, columns: list[Column], today: dt.date) -> tuple[str, list]:
-    inner, inner_params = values_queryset(run=run, export=export, columns=columns).query.sql_with_params()
+    inner_qs = values_queryset(run=run, export=export, columns=columns).order_by()
+    inner, inner_params = inner_qs.query.sql_with_params()
     single = len(columns) == 1
     mid, mid_params, outer, outer_params = [], [], [], []
     for i, col in enumerate(columns):
@@ -124,9 +127,11 @@ def copy_sql(*, run: ExportRun, export: Export, columns: list[Column], today: dt
             ref, params = _escape(ref)
             outer_params += params
         outer.append(f"COALESCE({ref}, '')" if single else f"NULLIF({ref}, '')")
+    # Sorted once, in the middle layer (PostgreSQL does not carry an ordering up through OFFSET 0);
+    # the outer layer keeps that order.
     sql = (
         f"SELECT {', '.join(outer)} FROM (SELECT v.customer_id AS cid, {', '.join(mid)} "
-        f"FROM ({inner}) v OFFSET 0) m ORDER BY m.cid"
+        f"FROM ({inner}) v ORDER BY v.customer_id OFFSET 0) m"
     )
     # Placeholders appear in text order: outer cells, middle cells, then the inner query.
     return sql, [*outer_params, *mid_params, *inner_params]
@@ -141,19 +146,27 @@ def write_copy(
     statement = f"COPY ({select}) TO STDOUT WITH (FORMAT csv, DELIMITER '{delimiter}', QUOTE '\"')"
     rows = 0
     buf = bytearray()
-    connection.ensure_connection()
     with connection.cursor() as cursor:
-        pg_cursor = cursor.cursor
-        with pg_cursor.copy(statement, params) as copy:
-            # One COPY data message per row, ending in LF; embedded newlines are inside quotes.
-            for data in copy:
-                buf += data[:-1]
-                buf += CRLF
-                rows += 1
-                if len(buf) >= 1 << 20:
-                    out.write(buf)
-                    buf.clear()
-                    on_chunk(rows)
+        # ISO output for the ::text casts above (Django keeps the session in UTC); JIT compilation
+        # costs more than it saves here. Session settings, not SET LOCAL: progress and heartbeat
+        # updates during the COPY must commit on their own rather than lock the run row.
+        cursor.execute("SET datestyle = 'ISO, YMD'; SET jit = off")
+        try:
+            with cursor.cursor.copy(statement, params) as copy:
+                # One COPY data message per row, ending in LF; embedded newlines are inside quotes.
+                for data in copy:
+                    buf += data[:-1]
+                    buf += CRLF
+                    rows += 1
+                    if len(buf) >= 1 << 20:
+                        out.write(buf)
+                        buf.clear()
+                        on_chunk(rows)
+        finally:
+            try:
+                cursor.execute("RESET datestyle; RESET jit")
+            except DatabaseError:  # an aborted transaction: the COPY's own error is the one to report
+                pass
     out.write(buf)
     on_chunk(rows)
     return rows
