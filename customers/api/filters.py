@@ -4,10 +4,14 @@ Text filters normalise their value the way stored values were normalised (decisi
 `?email=Ann@Example.com` and `?country=Poland` find what the profile holds.
 """
 
+import datetime as dt
+
+from django import forms
 from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Lower
 from django_filters import rest_framework as filters
+from django_filters.fields import IsoDateTimeField
 from rest_framework.exceptions import ValidationError
 
 from customers.models import AttributeDefinition, Customer, Event, Tag
@@ -16,6 +20,29 @@ from customers.selectors import customer_in_segment_q, customer_lookup_q, custom
 from segmentation.models import LedgerEntry
 
 CUSTOM_PREFIX = "custom."
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """ISO 8601 datetime; without an offset it is UTC (decisions 6), and it is converted to UTC.
+
+    Converting here keeps the value valid for the database: PostgreSQL refuses offsets beyond
+    ±15:59 that Python accepts, and a shift past year 1 or 9999 cannot be represented.
+    """
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        try:
+            return value.astimezone(dt.UTC)
+        except OverflowError:
+            raise forms.ValidationError("The date and time is out of range.", code="invalid")
+
+
+class UtcDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
 
 
 def _clean(value, normalizer, field):
@@ -30,12 +57,12 @@ class CustomerFilter(filters.FilterSet):
     country = filters.CharFilter(method="filter_country", help_text="Country as ISO alpha-2, alpha-3 or name.")
     tag = filters.CharFilter(method="filter_tag", help_text="Has this tag (case-insensitive).")
     segment = filters.CharFilter(method="filter_segment", help_text="Current member of the segment with this key.")
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    first_seen_after = filters.IsoDateTimeFilter(field_name="first_seen_at", lookup_expr="gte")
-    first_seen_before = filters.IsoDateTimeFilter(field_name="first_seen_at", lookup_expr="lt")
-    last_seen_after = filters.IsoDateTimeFilter(field_name="last_seen_at", lookup_expr="gte")
-    last_seen_before = filters.IsoDateTimeFilter(field_name="last_seen_at", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    first_seen_after = UtcDateTimeFilter(field_name="first_seen_at", lookup_expr="gte")
+    first_seen_before = UtcDateTimeFilter(field_name="first_seen_at", lookup_expr="lt")
+    last_seen_after = UtcDateTimeFilter(field_name="last_seen_at", lookup_expr="gte")
+    last_seen_before = UtcDateTimeFilter(field_name="last_seen_at", lookup_expr="lt")
 
     class Meta:
         model = Customer
@@ -91,8 +118,8 @@ def _list_contains(key: str, text: str):
 
 class EventFilter(filters.FilterSet):
     name = filters.CharFilter(field_name="name", help_text="Exact event name.")
-    after = filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte", help_text="At or after (ISO 8601).")
-    before = filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="lt", help_text="Before (ISO 8601).")
+    after = UtcDateTimeFilter(field_name="timestamp", lookup_expr="gte", help_text="At or after (ISO 8601).")
+    before = UtcDateTimeFilter(field_name="timestamp", lookup_expr="lt", help_text="Before (ISO 8601).")
 
     class Meta:
         model = Event

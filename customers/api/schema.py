@@ -1,7 +1,7 @@
 """OpenAPI generation: every operation documents the error envelope (decisions 9).
 
 `AutoSchema` adds the error responses each operation can give (400 for input, 401/403 for
-authentication and permissions, 404 where the path names an object) so clients and the fuzzing
+authentication and permissions, 404 where the path names an object or a page is asked for) so clients and the fuzzing
 test see one documented shape. Views add their own extra codes (409, 413, ...) with
 `error_responses(...)` in `extend_schema`.
 """
@@ -44,7 +44,7 @@ class AutoSchema(openapi.AutoSchema):
         if direction != "response":
             return responses
         codes = [400, 401, 403]
-        if "{" in self.path:
+        if "{" in self.path or self.method == "GET":  # a named object, or a page / cursor that isn't there
             codes.append(404)
         for code, response in error_responses(*codes).items():
             if str(code) not in responses:

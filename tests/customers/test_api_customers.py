@@ -230,3 +230,12 @@ def test_ordering_whitelist(admin_api):
     CustomerFactory(external_id="a")
     body = admin_api.get(URL, {"ordering": "-external_id"}).json()
     assert [r["external_id"] for r in body["results"]] == ["b", "a"]
+
+
+def test_datetime_filters_take_any_offset_and_refuse_overflow(admin_api):
+    CustomerFactory(external_id="t")
+    # PostgreSQL refuses offsets beyond ±15:59 itself; the filter converts to UTC first.
+    response = admin_api.get(URL, {"created_before": "5000-06-15T17:58:52+21:29"})
+    assert response.status_code == 200 and response.json()["count"] == 1
+    response = admin_api.get(URL, {"created_after": "9999-12-31T23:59:59-05:00"})
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "created_after"
