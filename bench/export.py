@@ -1,6 +1,7 @@
 """Benchmark: export a 1,000,000-member segment on PostgreSQL (issue 6).
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/tessera_bench_export .venv/bin/python bench/export.py [--rows N] [--python]
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/tessera_bench_export \\
+        .venv/bin/python bench/export.py [--rows N] [--python]
 
 Creates the database if missing, migrates, and builds the customers and the static segment once
 (server-side generate_series, so the setup does not bloat this process); later runs reuse them.
@@ -150,9 +151,8 @@ def main() -> None:
             on_chunk=lambda n: None, use_copy=False,
         )  # fmt: skip
         seconds = time.perf_counter() - started
-        print(
-            f"Python path: {rows:,} rows in {seconds:.2f} s = {rows / seconds:,.0f} rows/s, max RSS {_max_rss_mb():.0f} MB"
-        )
+        rate = rows / seconds
+        print(f"Python path: {rows:,} rows in {seconds:.2f} s = {rate:,.0f} rows/s, max RSS {_max_rss_mb():.0f} MB")
         probe.delete()
 
 
