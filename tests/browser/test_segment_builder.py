@@ -203,3 +203,81 @@ def test_validation_errors_appear_beside_the_condition(admin_page, live_server):
     page.locator(".seg-cond-attribute input.seg-value-input").fill("100")
     _wait_preview(page)
     assert page.locator(".seg-has-error").count() == 0
+
+
+EVERY_CONSTRUCT = {
+    "match": "all",
+    "negate": True,
+    "conditions": [
+        {"segment": "high-value-customers", "operator": "not_in"},
+        {"attribute": "total_spent", "operator": "between", "value": [10, 20.5]},
+        {"attribute": "tags", "operator": "is_any_of", "value": ["vip", "b2b"]},
+        {"attribute": "birth_date", "operator": "less_than_days_ago", "value": 30},
+        {"attribute": "last_order_at", "operator": "between", "value": ["2026-01-01", "2026-02-01"]},
+        {"attribute": "age", "operator": "is_unknown"},
+        {"attribute": "gender", "operator": "is", "value": "female"},
+        {
+            "match": "any",
+            "conditions": [
+                {
+                    "event": "Email Opened",
+                    "within": {"between": ["2026-01-01", "2026-01-31"]},
+                    "count": {"operator": "is", "value": 0},
+                },
+                {
+                    "event": "Order Completed",
+                    "within": {"after": "2026-01-01"},
+                    "count": {"operator": "between", "value": [2, 4]},
+                    "followed_by": {
+                        "event": "Email Clicked",
+                        "where": [{"property": "properties.amount", "operator": "more_than", "value": 3}],
+                    },
+                },
+                {
+                    "event": "Order Completed",
+                    "aggregate": {
+                        "function": "avg",
+                        "property": "properties.revenue",
+                        "operator": "at_least",
+                        "value": 9.99,
+                    },
+                },
+                {"event": "Product Added", "within": {"last_days": 7}, "not_followed_by": {"event": "Order Completed"}},
+                {
+                    "event": "Page Viewed",
+                    "within": {"last_hours": 12},
+                    "where": [
+                        {"property": "properties.path", "operator": "starts_with", "value": "/shop"},
+                        {"property": "context.device.type", "operator": "is_any_of", "value": ["mobile", "tablet"]},
+                        {"property": "properties.coupon", "operator": "has_any_value"},
+                    ],
+                },
+            ],
+        },
+    ],
+}
+
+
+def test_every_construct_loads_into_the_builder_unchanged(admin_page, live_server):
+    from segmentation import services
+
+    # The pre-built segment exists after migrations, but transactional tests flush it.
+    if not Segment.objects.filter(key="high-value-customers").exists():
+        services.segment_create(name="High value", key="high-value-customers", kind="static")
+    segment = services.segment_create(name="Everything", key="everything", definition=EVERY_CONSTRUCT)
+    page = admin_page
+    page.goto(f"{live_server.url}/admin/segmentation/segment/{segment.pk}/change/")
+    page.wait_for_selector("#seg-builder[data-ready='1']")
+    assert _definition(page) == EVERY_CONSTRUCT
+    assert _wait_preview(page) >= 0
+    assert page.locator(".seg-has-error").count() == 0
+    # Reorder by button and undo it: the definition follows the builder.
+    page.locator(".seg-cond-segment .seg-node-tools button[title='Move down']").click()
+    assert _definition(page)["conditions"][1] == {"segment": "high-value-customers", "operator": "not_in"}
+    page.locator(".seg-cond-segment .seg-node-tools button[title='Move up']").click()
+    assert _definition(page) == EVERY_CONSTRUCT
+    # Saving without touching anything keeps the definition as it was.
+    page.click("input[name=_continue]")
+    page.wait_for_selector("#seg-builder[data-ready='1']")
+    segment.refresh_from_db()
+    assert segment.definition == EVERY_CONSTRUCT
