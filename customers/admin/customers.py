@@ -25,7 +25,7 @@ from customers.admin.imports import CustomerImportMixin
 from customers.csvformat import csv_writer, format_cell
 from customers.models import AttributeDefinition, Customer, CustomerIdentity, Event, Tag
 from customers.normalize import NormalizationError, coerce, normalize_text, validate_custom_key
-from customers.selectors import customer_ledger, customer_list, customer_memberships
+from customers.selectors import customer_list
 from customers.services import customer_create, customer_erase, customer_set_tags, customer_update
 from customers.services.attributes import custom_types
 from customers.services.profiles import PROFILE_FIELDS, PROFILE_NORMALIZERS
@@ -354,10 +354,12 @@ class CustomerAdmin(CustomerImportMixin, admin.ModelAdmin):
             event.summary = _event_summary(event)
         context = {"events_page": page, "memberships": [], "ledger": []}
         try:
-            memberships = list(customer_memberships(customer=obj))
-            ledger = list(customer_ledger(customer=obj)[:LEDGER_ROWS])
+            # Read through segmentation's selectors: memberships are that app's data.
+            from segmentation.selectors import customer_ledger, customer_segments
         except ImportError:  # segmentation not installed
             return context
+        memberships = list(customer_segments(obj))
+        ledger = list(customer_ledger(obj)[:LEDGER_ROWS])
         for m in memberships:
             m.when = when(m.entered_at)
         for entry in ledger:

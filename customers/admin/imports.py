@@ -84,7 +84,7 @@ class CustomerImportMixin:
             else:
                 stored = _store(upload)
                 if upload.size > ADMIN_SYNC_BYTES:
-                    return self._start_job(request, stored)
+                    return self._start_job(request, stored, form.cleaned_data["delimiter"] or None, upload.name)
                 return self._preview(request, context, stored, form.cleaned_data["delimiter"] or None, upload.name)
         context["form"] = form
         return TemplateResponse(request, "admin/customers/customer/import.html", context)
@@ -124,14 +124,16 @@ class CustomerImportMixin:
         )
         return HttpResponseRedirect(reverse("admin:customers_customer_changelist"))
 
-    def _start_job(self, request, stored: Path):
+    def _start_job(self, request, stored: Path, delimiter, original_name: str):
         try:
             from customers.services.imports import customer_import_start
         except ImportError:
             stored.unlink(missing_ok=True)
             messages.error(request, "Files this large need the background import, which is not available.")
             return HttpResponseRedirect(reverse("admin:customers_customer_import"))
-        job = customer_import_start(upload_path=str(stored), user=request.user)
+        job = customer_import_start(
+            upload_path=str(stored), user=request.user, delimiter=delimiter, source=f"csv:{original_name}"
+        )
         messages.info(
             request,
             f"The file is being validated and imported in the background (job #{job.pk}, "

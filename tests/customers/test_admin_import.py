@@ -80,3 +80,20 @@ def test_marketer_may_import_analyst_may_not(client, marketer, analyst):
     assert client.get(URL).status_code == 200
     client.force_login(analyst)
     assert client.get(URL).status_code == 403
+
+
+def test_large_file_runs_as_a_background_job(staff, monkeypatch, django_capture_on_commit_callbacks):
+    from customers.admin import imports
+    from customers.models import Job
+
+    monkeypatch.setattr(imports, "ADMIN_SYNC_BYTES", 10)
+    csv = "external_id;email\r\nbig1;big1@example.com\r\nbig2;big2@example.com\r\n"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _upload(staff, csv, name="big.csv")
+    job = Job.objects.get(kind="import")
+    assert response.status_code == 302 and response["Location"].endswith(f"/admin/customers/job/{job.pk}/change/")
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.errors
+    assert set(Customer.objects.values_list("external_id", flat=True)) == {"big1", "big2"}
+    assert Customer.objects.get(external_id="big1").source == "csv:big.csv"
+    assert staff.get(response["Location"]).status_code == 200
