@@ -14,6 +14,7 @@ from django.contrib.admin.utils import flatten_fieldsets
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import ngettext
@@ -108,7 +109,7 @@ class KindFilter(admin.SimpleListFilter):
 @admin.register(Segment)
 class SegmentAdmin(admin.ModelAdmin):
     form = SegmentForm
-    list_display = ["name_link", "key", "kind", "tag_list", "size", "status_badge", "computed_at", "owner"]
+    list_display = ["name_link", "kind", "tag_list", "size", "status_badge", "computed", "owner"]
     list_filter = ["kind", "status", ("tags", admin.RelatedOnlyFieldListFilter), KindFilter]
     search_fields = ["name", "key", "description", "tags__name"]
     list_select_related = ["owner"]
@@ -128,7 +129,13 @@ class SegmentAdmin(admin.ModelAdmin):
     def name_link(self, obj):
         badge = mark_safe(' <span class="seg-badge seg-badge-prebuilt">pre-built</span>') if obj.prebuilt else ""
         url = reverse("admin:segmentation_segment_overview", args=[obj.pk])
-        return format_html('<a href="{}">{}</a>{}', url, obj.name, badge)
+        return format_html('<a href="{}">{}</a>{}<div class="seg-key">{}</div>', url, obj.name, badge, obj.key)
+
+    @admin.display(description="Last computed", ordering="computed_at")
+    def computed(self, obj):
+        if obj.computed_at is None:
+            return "–"
+        return timezone.localtime(obj.computed_at).strftime("%Y-%m-%d %H:%M")
 
     @admin.display(description="Tags")
     def tag_list(self, obj):

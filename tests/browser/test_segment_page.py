@@ -67,7 +67,8 @@ def test_segment_list_links_to_the_page_and_filters_by_tag(admin_page, live_serv
     page = admin_page
     page.goto(f"{live_server.url}/admin/segmentation/segment/")
     row = page.locator("#result_list tbody tr", has_text="Recent EU buyers")
-    assert "eu" in row.text_content() and "Ready" in row.text_content()
+    assert "eu" in row.text_content() and "Ready" in row.text_content() and "recent-eu-buyers" in row.text_content()
+    page.screenshot(path=str(SHOTS / "segment-list.png"), full_page=True)
     row.locator("a", has_text="Recent EU buyers").click()
     page.wait_for_url(f"**/segment/{segment.pk}/overview/")
     page.goto(f"{live_server.url}/admin/segmentation/segment/?tags__id__exact={segment.tags.get(name='eu').pk}")
