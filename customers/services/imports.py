@@ -530,8 +530,21 @@ class Staging:
                     for row in rows:
                         copy.write_row(row)
             else:
-                marks = ", ".join(["%s"] * (len(STAGED_PROFILE) + 4))
-                cursor.executemany(f"INSERT INTO {self.table} ({columns}) VALUES ({marks})", rows)
+                marks = ", ".join(["?"] * (len(STAGED_PROFILE) + 4))
+                sql = f"INSERT INTO {self.table} ({columns}) VALUES ({marks})"
+                raw = connection.connection
+                if connection.in_atomic_block:
+                    raw.executemany(sql, rows)
+                else:
+                    # One deferred transaction per chunk instead of one per row. It writes only the
+                    # temp database, so unlike Django's BEGIN IMMEDIATE it never blocks other writers.
+                    raw.execute("BEGIN DEFERRED")
+                    try:
+                        raw.executemany(sql, rows)
+                    except BaseException:
+                        raw.execute("ROLLBACK")
+                        raise
+                    raw.execute("COMMIT")
 
     # -- checks and preview --------------------------------------------------------
     def analyse(self, *, tag_names: dict[str, str]) -> None:

@@ -358,3 +358,24 @@ def test_header_only_file_imports_nothing_with_a_notice():
     result = run(csv("external_id,email"))
     assert result.ok and result.rows == 0
     assert result.notices == ["The file has a header but no rows."]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_autocommit_path_like_the_command_and_worker():
+    """Outside any transaction: staging survives between statements; signals go out at once."""
+    received = []
+
+    def listener(sender, customer_ids, reason, **kwargs):
+        received.append(sorted(customer_ids))
+
+    profile_changed.connect(listener)
+    try:
+        data = csv("external_id,email,tags,custom.plan", "u1,a@example.com,vip,pro", ",b@example.com,,free")
+        assert run(data, dry_run=True).created == 2
+        result = run(data)
+    finally:
+        profile_changed.disconnect(listener)
+    assert result.ok and result.created == 2
+    assert received == [sorted(Customer.objects.values_list("pk", flat=True))]
+    assert tag_names(Customer.objects.get(external_id="u1")) == ["vip"]
+    assert run(data).unchanged == 2
