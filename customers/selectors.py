@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db.models import (
+    BooleanField,
     Count,
     DecimalField,
     Exists,
@@ -67,6 +68,39 @@ class JSONNumber(Func):
         )
         p = (*params, path)
         return sql, (*p, *p, *p, *p, f"^{NUMERIC_RE.pattern}$", *p)
+
+
+class JSONListHasText(Func):
+    """True when the JSON list at `key` holds a text item equal to `text` ignoring case (decisions 3).
+
+    `text` must already be folded (customers.normalize.fold). Per database because SQLite has no
+    JSON containment; both read the items through the same `lower()` (Python's on SQLite).
+    """
+
+    output_field = BooleanField()
+    conditional = True
+
+    def __init__(self, field, key: str, text: str):
+        super().__init__(field)
+        self.key, self.text = key, text
+
+    def as_postgresql(self, compiler, connection):
+        col, params = compiler.compile(self.source_expressions[0])
+        sql = (
+            f"EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof({col} -> %s) = 'array' "
+            f"THEN {col} -> %s ELSE '[]'::jsonb END) AS item "
+            "WHERE jsonb_typeof(item) = 'string' AND lower(item #>> '{}') = %s)"
+        )
+        return sql, (*params, self.key, *params, self.key, self.text)
+
+    def as_sqlite(self, compiler, connection):
+        col, params = compiler.compile(self.source_expressions[0])
+        path = '$."' + self.key.replace('"', '""') + '"'
+        sql = (
+            f"EXISTS (SELECT 1 FROM json_each({col}, %s) AS item "
+            "WHERE json_type(" + col + ", %s) = 'array' AND item.type = 'text' AND lower(item.value) = %s)"
+        )
+        return sql, (*params, path, *params, path, self.text)
 
 
 def _event_aggregate(aggregate, *, now: dt.datetime, name: str | None = None) -> Subquery:
@@ -148,17 +182,17 @@ def event_list() -> QuerySet[Event]:
 
 
 def customer_memberships(*, customer: Customer) -> QuerySet:
-    """Current memberships of one profile (read-only view of segmentation's table)."""
-    from segmentation.models import Membership
+    """Current memberships of one profile (segmentation owns the rules; this is its read)."""
+    from segmentation.selectors import customer_segments
 
-    return Membership.objects.filter(customer=customer).select_related("segment").order_by("segment__key")
+    return customer_segments(customer)
 
 
 def customer_ledger(*, customer: Customer) -> QuerySet:
     """Entered / exited history of one profile with reasons, newest first."""
-    from segmentation.models import LedgerEntry
+    from segmentation.selectors import customer_ledger as ledger
 
-    return LedgerEntry.objects.filter(customer=customer).select_related("segment").order_by("-at", "-id")
+    return ledger(customer)
 
 
 def job_list(*, user) -> QuerySet[Job]:

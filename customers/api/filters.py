@@ -16,7 +16,13 @@ from rest_framework.exceptions import ValidationError
 
 from customers.models import AttributeDefinition, Customer, Event, Tag
 from customers.normalize import NormalizationError, coerce, fold, normalize_country, normalize_text
-from customers.selectors import customer_in_segment_q, customer_lookup_q, customer_with_tag_q, is_row_id
+from customers.selectors import (
+    JSONListHasText,
+    customer_in_segment_q,
+    customer_lookup_q,
+    customer_with_tag_q,
+    is_row_id,
+)
 from segmentation.models import LedgerEntry
 
 CUSTOM_PREFIX = "custom."
@@ -97,23 +103,13 @@ def custom_attribute_q(param: str, raw: str) -> Q:
     if attribute.type in ("string", "list"):
         text = _clean(raw, fold, param)
         if attribute.type == "list":
-            # A list matches when one of its items is the value; the JSON text is compared per
-            # item so the test works on both databases without JSON containment (absent on SQLite).
-            return Q(pk__in=_list_contains(key, text))
+            # A list matches when one of its items is the value.
+            return Q(JSONListHasText("custom", key, text or ""))
         return Q(**{"pk__in": Customer.objects.annotate(v=Lower(KeyTextTransform(key, "custom"))).filter(v=text)})
     value = _clean(raw, lambda v: coerce(v, attribute.type), param)
     if value is None:
         raise ValidationError({param: ["A value is required."]})
     return Q(pk__in=Customer.objects.alias(v=KeyTransform(key, "custom")).filter(v=value).values("pk"))
-
-
-def _list_contains(key: str, text: str):
-    candidates = Customer.objects.alias(v=KeyTransform(key, "custom")).filter(v__isnull=False)
-    return [
-        pk
-        for pk, items in candidates.values_list("pk", "custom")
-        if any(isinstance(i, str) and fold(i) == text for i in (items.get(key) or []))
-    ]
 
 
 class EventFilter(filters.FilterSet):

@@ -29,9 +29,7 @@ from customers.selectors import (
     attribute_list,
     attribute_used_by,
     customer_get,
-    customer_ledger,
     customer_list,
-    customer_memberships,
     event_list,
     job_list,
 )
@@ -39,6 +37,7 @@ from customers.services import attribute_update_type, customer_create, customer_
 from customers.services.attributes import attribute_register
 from customers.services.profiles import ProfileValueError
 from customers.signals import profile_changed
+from segmentation.selectors import customer_ledger, customer_segments
 
 from . import serializers as s
 from .errors import Conflict, PayloadTooLarge, ServiceUnavailable
@@ -209,10 +208,10 @@ class CustomerSegmentsView(ApiMixin, ListAPIView):
 
         if getattr(self, "swagger_fake_view", False):
             return LedgerEntry.objects.none()
-        return customer_ledger(customer=self.get_customer())
+        return customer_ledger(self.get_customer())
 
     def get_memberships(self) -> list[dict]:
-        return s.MembershipSerializer(customer_memberships(customer=self.get_customer()), many=True).data
+        return s.MembershipSerializer(customer_segments(self.get_customer()), many=True).data
 
 
 @extend_schema_view(
