@@ -30,6 +30,8 @@ from .profiles import PROFILE_FIELDS, customer_apply_values, normalize_values
 logger = logging.getLogger(__name__)
 
 ATTEMPTS = 8
+# SQLite allows 32,766 variables per statement; a 500 KB batch can hold ~12,000 tiny messages.
+SQLITE_CHUNK = 5000
 
 
 @dataclass
@@ -92,13 +94,16 @@ def _unique_messages(source: Source, messages: list[Message]) -> list[Message]:
                 cursor.execute(
                     f"SELECT message_id FROM {table} WHERE source_id = %s AND message_id = ANY(%s)", [source.pk, ids]
                 )
+                seen = {row[0] for row in cursor.fetchall()}
             else:
-                marks = ", ".join(["%s"] * len(ids))
-                cursor.execute(
-                    f"SELECT message_id FROM {table} WHERE source_id = %s AND message_id IN ({marks})",
-                    [source.pk, *ids],
-                )
-            seen = {row[0] for row in cursor.fetchall()}
+                for start in range(0, len(ids), SQLITE_CHUNK):
+                    chunk = ids[start : start + SQLITE_CHUNK]
+                    marks = ", ".join(["%s"] * len(chunk))
+                    cursor.execute(
+                        f"SELECT message_id FROM {table} WHERE source_id = %s AND message_id IN ({marks})",
+                        [source.pk, *chunk],
+                    )
+                    seen.update(row[0] for row in cursor.fetchall())
     out = []
     for m in messages:
         if m.message_id is not None:
@@ -303,13 +308,17 @@ def _insert_customers(*, external_ids: list[str | None], now: dt.datetime) -> li
             )
             return [row[0] for row in cursor.fetchall()]
         stamp = connection.ops.adapt_datetimefield_value(now)
-        marks = ", ".join(["(%s, '{}', %s, %s)"] * len(external_ids))
-        cursor.execute(
-            f"INSERT INTO {table} (external_id, custom, created_at, updated_at) VALUES {marks} "
-            "ON CONFLICT DO NOTHING RETURNING id",
-            [value for x in external_ids for value in (x, stamp, stamp)],
-        )
-        return [row[0] for row in cursor.fetchall()]
+        created = []
+        for start in range(0, len(external_ids), SQLITE_CHUNK):
+            chunk = external_ids[start : start + SQLITE_CHUNK]
+            marks = ", ".join(["(%s, '{}', %s, %s)"] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {table} (external_id, custom, created_at, updated_at) VALUES {marks} "
+                "ON CONFLICT DO NOTHING RETURNING id",
+                [value for x in chunk for value in (x, stamp, stamp)],
+            )
+            created += [row[0] for row in cursor.fetchall()]
+        return created
 
 
 def _insert_identities(wanted: dict[str, int], *, now: dt.datetime) -> None:

@@ -1,11 +1,12 @@
 """Batch outcomes, messageId dedup, clock skew and context merging (decisions 19-20)."""
 
 import datetime as dt
+import json
 
 import pytest
 from django.utils import timezone
 
-from customers.models import Event
+from customers.models import Customer, Event
 from tests.factories import SourceFactory
 
 pytestmark = pytest.mark.django_db
@@ -130,3 +131,26 @@ def test_rate_limit_answers_429_with_retry_after(send, settings):
     status, data = send("/v1/batch", body)
     assert status == 429 and data["code"] == "rate_limited"
     assert not Event.objects.exists()
+
+
+def test_a_500kb_batch_of_tiny_messages(send, source):
+    # 12,000 new visitors in one request: more values than SQLite allows in one statement.
+    batch = [{"type": "page", "anonymousId": f"{i:x}"} for i in range(12_000)]
+    raw = json.dumps({"writeKey": source.write_key, "batch": batch}, separators=(",", ":")).encode()
+    assert len(raw) < 500 * 1024
+    assert send("/v1/batch", None, raw=raw) == (200, {"success": True})
+    assert Event.objects.count() == 12_000
+    assert Customer.objects.count() == 12_000
+
+
+def test_rate_limit_sets_retry_after(source, settings):
+    from django.core.cache import cache
+    from django.test import Client
+
+    settings.TESSERA_TRACKING_RATE_LIMIT = 1
+    cache.clear()
+    body = json.dumps({"writeKey": source.write_key, "batch": [{"type": "track", "userId": "u", "event": "E"}] * 2})
+    response = Client().post("/v1/batch", data=body, content_type="application/json")
+    assert response.status_code == 429
+    assert response["Retry-After"] == "1"
+    assert response["Access-Control-Allow-Origin"] == "*"
