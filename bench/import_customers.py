@@ -105,17 +105,43 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds() -> tuple[float, float | None]:
+    """(this process, its PostgreSQL backend) CPU seconds, so figures on a shared machine can be
+    read per CPU-second as well as per wall-clock second."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    mine = usage.ru_utime + usage.ru_stime
+    if connection.vendor != "postgresql":
+        return mine, None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return mine, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:  # the server runs on another machine
+        return mine, None
+
+
 def timed_import(path: Path, label: str) -> None:
+    cpu_before = cpu_seconds()
     started = time.perf_counter()
     result = customer_import(path_or_file=str(path), dry_run=False)
     seconds = time.perf_counter() - started
+    cpu_after = cpu_seconds()
     if not result.ok:
         raise SystemExit(f"{label}: import rejected: {result.file_error or result.errors[:3]}")
     print(
         f"{label}: {result.rows:,} rows in {seconds:.1f} s = {result.rows / seconds:,.0f} rows/s "
         f"(created {result.created:,}, updated {result.updated:,}, unchanged {result.unchanged:,}); "
-        f"peak RSS so far {peak_rss_mb():.0f} MB"
+        f"peak RSS so far {peak_rss_mb():.0f} MB; load average {os.getloadavg()[0]:.1f}"
     )
+    python_cpu = cpu_after[0] - cpu_before[0]
+    line = f"  CPU: Python {python_cpu:.1f} s"
+    if cpu_after[1] is not None:
+        db_cpu = cpu_after[1] - cpu_before[1]
+        line += f", database backend {db_cpu:.1f} s; {result.rows / (python_cpu + db_cpu):,.0f} rows per CPU-second"
+    print(line)
 
 
 def remove_bench_profiles() -> None:
