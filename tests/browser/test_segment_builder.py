@@ -281,3 +281,49 @@ def test_every_construct_loads_into_the_builder_unchanged(admin_page, live_serve
     page.wait_for_selector("#seg-builder[data-ready='1']")
     segment.refresh_from_db()
     assert segment.definition == EVERY_CONSTRUCT
+
+
+def test_build_cart_abandoners_with_a_sequence(admin_page, live_server, shop):
+    cart = CustomerFactory(country="PL")
+    EventFactory(customer=cart, name="Product Added", properties={"sku": "A1"})
+    page = admin_page
+    page.goto(f"{live_server.url}/admin/segmentation/segment/add/")
+    page.wait_for_selector("#seg-builder[data-ready='1']")
+    page.fill("#id_name", "Abandoned carts")
+    _click(page, page.locator("#seg-builder .seg-add-event"))
+    _pick(page, page.locator(".seg-cond-event"), "seg-event-picker", "Product Added")
+    page.locator(".seg-cond-event select.seg-window").select_option("last_days")
+    page.locator(".seg-cond-event input.seg-window-n").fill("7")
+    page.locator(".seg-cond-event select.seg-sequence").select_option("not_followed_by")
+    _settle(page)
+    _pick(page, page.locator(".seg-cond-event"), "seg-seq-event", "Order Completed")
+    assert _wait_preview(page) == 1
+    assert _definition(page) == {
+        "match": "all",
+        "conditions": [
+            {"event": "Product Added", "within": {"last_days": 7}, "not_followed_by": {"event": "Order Completed"}}
+        ],
+    }
+    page.click("input[name=_save]")
+    page.wait_for_url(f"{live_server.url}/admin/segmentation/segment/")
+    assert Segment.objects.get(name="Abandoned carts").member_count == 1
+
+
+def test_static_segment_form_has_no_builder_but_a_tag_chooser(admin_page, live_server):
+    page = admin_page
+    page.goto(f"{live_server.url}/admin/segmentation/segment/add/")
+    page.wait_for_selector("#seg-builder[data-ready='1']")
+    page.fill("#id_name", "VIP list")
+    page.select_option("#id_kind", "static")
+    assert page.locator("#seg-builder-module").is_hidden()
+    page.locator(".ts-wrapper.vTextField .ts-control").click()
+    page.keyboard.type("vip")
+    page.keyboard.press("Enter")
+    page.click("input[name=_save]")
+    page.wait_for_url("**/members/")
+    segment = Segment.objects.get(name="VIP list")
+    assert segment.kind == "static" and segment.definition is None
+    assert list(segment.tags.values_list("name", flat=True)) == ["vip"]
+    page.goto(f"{live_server.url}/admin/segmentation/segment/{segment.pk}/change/")
+    page.wait_for_selector(".ts-wrapper.vTextField .ts-control .item[data-value='vip']")
+    assert page.locator("#seg-builder").count() == 0

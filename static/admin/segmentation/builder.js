@@ -610,6 +610,11 @@
 
   function start(data) {
     meta = data;
+    if (!mount) {
+      // Static and external segments: no conditions, only the tag chooser.
+      wireTagChooser();
+      return;
+    }
     meta.attributes.forEach(function (a) { attrs[a.key] = a; types[a.key] = a.type; });
     render();
     sync();
@@ -625,6 +630,6 @@
     .then(function (r) { return r.json(); })
     .then(start)
     .catch(function (e) {
-      mount.replaceChildren(h("p", { class: "seg-error-text" }, "The condition builder could not load: " + e.message));
+      if (mount) mount.replaceChildren(h("p", { class: "seg-error-text" }, "The condition builder could not load: " + e.message));
     });
 })();
