@@ -195,10 +195,11 @@ class SegmentAdmin(admin.ModelAdmin):
                 definition = json.loads(raw) if raw else definition
             except (TypeError, ValueError):
                 pass
+        readonly = bool(obj and (obj.prebuilt or not self.has_change_permission(request, obj)))
         kind = obj.kind if obj is not None else (form.data.get("kind") or form.initial.get("kind") or "dynamic")
         context.update(
             builder_enabled=obj is None or obj.kind == Segment.Kind.DYNAMIC,
-            builder_readonly=bool(obj and obj.prebuilt),
+            builder_readonly=readonly,
             builder_config={
                 "definition": definition or EVERYONE,
                 "problems": getattr(form, "definition_problems", []),
@@ -207,12 +208,22 @@ class SegmentAdmin(admin.ModelAdmin):
                 "propertiesUrl": reverse("admin:segmentation_segment_builder_properties"),
                 "previewUrl": admin_views.preview_url(),
                 "segmentKey": obj.key if obj is not None else None,
-                "readonly": bool(obj and obj.prebuilt),
+                "readonly": readonly,
                 "kind": kind,
             },
             segment=obj,
         )
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # The form runs the services' checks in clean(); a service can still refuse on save when
+        # another user changed a segment meanwhile (a key taken, a new reference). The admin's
+        # transaction rolls back and the marketer sees why instead of an error page.
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except services.SegmentError as exc:
+            self.message_user(request, admin_views.error_message(exc), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data

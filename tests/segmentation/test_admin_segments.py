@@ -229,3 +229,28 @@ def test_admin_views_need_permissions(client, nobody, analyst, static_segment):
         content_type="application/json",
     )
     assert response.status_code == 403
+
+
+def test_view_only_users_get_a_read_only_builder(client, analyst):
+    segment = _dynamic()
+    client.force_login(analyst)
+    response = client.get(reverse("admin:segmentation_segment_change", args=[segment.pk]))
+    assert response.status_code == 200
+    assert response.context["builder_config"]["readonly"] is True
+
+
+def test_a_service_refusal_on_save_is_shown_not_raised(staff, monkeypatch):
+    segment = _dynamic()
+
+    def refuse(**kwargs):
+        raise services.SegmentConflict("Another user just changed this segment.")
+
+    monkeypatch.setattr(services, "segment_update", refuse)
+    response = staff.post(
+        reverse("admin:segmentation_segment_change", args=[segment.pk]),
+        {"name": "Renamed", "key": "pl-spenders", "definition": json.dumps(PL_SPENDERS)},
+        follow=True,
+    )
+    assert "Another user just changed this segment." in response.content.decode()
+    segment.refresh_from_db()
+    assert segment.name == "Pl Spenders"
