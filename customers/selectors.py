@@ -12,8 +12,8 @@ import datetime as dt
 from django.db.models import (
     BooleanField,
     Count,
-    DecimalField,
     Exists,
+    FloatField,
     Func,
     IntegerField,
     Max,
@@ -21,53 +21,15 @@ from django.db.models import (
     Prefetch,
     QuerySet,
     Subquery,
-    Sum,
     Value,
 )
-from django.db.models.functions import Coalesce, Lower, Round
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from customers.models import AttributeDefinition, Customer, CustomerIdentity, Event, Job
-from customers.normalize import NUMERIC_RE
 
 ORDER_EVENT = "Order Completed"
 REVENUE_PROPERTY = "revenue"
-MONEY = DecimalField(max_digits=40, decimal_places=6)
-
-
-class JSONNumber(Func):
-    """A JSON property as a decimal: a JSON number or a numeric string, else NULL (decisions 5).
-
-    Written per database because a JSON `true` reads as 1 through SQLite's json_extract and
-    PostgreSQL needs jsonb_typeof to tell numbers from strings.
-    """
-
-    output_field = DecimalField(max_digits=40, decimal_places=10)
-
-    def __init__(self, field, key: str):
-        super().__init__(field)
-        self.key = key
-
-    def as_postgresql(self, compiler, connection):
-        col, params = compiler.compile(self.source_expressions[0])
-        get, text = f"({col} -> %s)", f"({col} ->> %s)"
-        sql = (
-            f"(CASE WHEN jsonb_typeof{get} = 'number' THEN {text}::numeric "
-            f"WHEN jsonb_typeof{get} = 'string' AND {text} ~ %s THEN {text}::numeric END)"
-        )
-        key = self.key
-        return sql, (*params, key, *params, key, *params, key, *params, key, f"^{NUMERIC_RE.pattern}$", *params, key)
-
-    def as_sqlite(self, compiler, connection):
-        col, params = compiler.compile(self.source_expressions[0])
-        path = '$."' + self.key.replace('"', '""') + '"'
-        typ, val = f"json_type({col}, %s)", f"json_extract({col}, %s)"
-        sql = (
-            f"(CASE WHEN {typ} IN ('integer', 'real') THEN {val} "
-            f"WHEN {typ} = 'text' AND {val} REGEXP %s THEN CAST({val} AS NUMERIC) END)"
-        )
-        p = (*params, path)
-        return sql, (*p, *p, *p, *p, f"^{NUMERIC_RE.pattern}$", *p)
 
 
 class JSONListHasText(Func):
@@ -112,18 +74,23 @@ def _event_aggregate(aggregate, *, now: dt.datetime, name: str | None = None) ->
 
 def customer_system_annotations(*, now: dt.datetime | None = None) -> dict:
     """Annotations for the read-only system attributes; counts and sums are 0 without events."""
+    # The segment engine's own expressions, so `total_spent` here is exactly what a condition
+    # on it compares (JSON number or numeric string, rounded to 6 places: decisions 4, 5).
+    from segmentation.engine.compiler import sum_expr
+    from segmentation.engine.expressions import JsonNumber
+
     now = now or timezone.now()
-    revenue = Sum(JSONNumber("properties", REVENUE_PROPERTY))
     return {
         "event_count": Coalesce(_event_aggregate(Count("id"), now=now), 0, output_field=IntegerField()),
         "orders_count": Coalesce(
             _event_aggregate(Count("id"), now=now, name=ORDER_EVENT), 0, output_field=IntegerField()
         ),
-        # Rounded to 6 places so both databases agree on 0.1 + 0.2 (decisions 4).
-        "total_spent": Round(
-            Coalesce(_event_aggregate(revenue, now=now, name=ORDER_EVENT), Value(0), output_field=MONEY),
-            6,
-            output_field=MONEY,
+        "total_spent": Coalesce(
+            _event_aggregate(
+                sum_expr(JsonNumber("properties", [REVENUE_PROPERTY], strings=True)), now=now, name=ORDER_EVENT
+            ),
+            Value(0.0),
+            output_field=FloatField(),
         ),
         "last_order_at": _event_aggregate(Max("timestamp"), now=now, name=ORDER_EVENT),
     }

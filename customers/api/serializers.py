@@ -58,7 +58,7 @@ class CustomerSerializer(serializers.ModelSerializer):
     tags = TagNamesField(required=False, help_text="Tag names; replaces the set.")
     event_count = serializers.IntegerField(read_only=True)
     orders_count = serializers.IntegerField(read_only=True)
-    total_spent = serializers.DecimalField(max_digits=40, decimal_places=6, coerce_to_string=False, read_only=True)
+    total_spent = serializers.FloatField(read_only=True, help_text="Sum of revenue of Order Completed events.")
     last_order_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
     class Meta:
