@@ -172,3 +172,13 @@ def test_api_fuzz(case, api_data):
         checks += [status_code_conformance, content_type_conformance, response_schema_conformance]
     case.validate_response(response, checks=checks)
     readable_error(response, case)
+
+
+@pytest.mark.django_db
+def test_cursor_pages_have_no_count_and_number_pages_do(tmp_path):
+    components = _schema_dict(tmp_path)["components"]["schemas"]
+    assert "count" in components["PaginatedCustomerList"]["properties"]
+    for name in ("PaginatedEventList", "PaginatedLedgerEntryList"):
+        assert "count" not in components[name]["properties"], name
+        assert "cursor" in str(components[name]["properties"]["next"])
+    assert "memberships" in components["PaginatedLedgerEntryList"]["properties"]

@@ -246,3 +246,18 @@ def test_datetime_filters_take_any_offset_and_refuse_overflow(admin_api):
     assert response.status_code == 200 and response.json()["count"] == 1
     response = admin_api.get(URL, {"created_after": "9999-12-31T23:59:59-05:00"})
     assert response.status_code == 400 and response.json()["errors"][0]["field"] == "created_after"
+
+
+def test_tag_with_a_comma_is_a_field_error(admin_api):
+    response = admin_api.post(URL, {"external_id": "t", "tags": ["a,b"]}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "tags"
+    assert not Customer.objects.exists()
+
+
+def test_custom_must_be_an_object_and_values_fit_registered_types(admin_api):
+    assert admin_api.post(URL, {"custom": ["x"]}, format="json").status_code == 400
+    customer_create(external_id="typed", custom={"score": 1})
+    response = admin_api.patch(f"{URL}typed/", {"custom": {"score": "high"}}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "custom.score"
