@@ -88,10 +88,18 @@ class CustomerSerializer(serializers.ModelSerializer):
         return [i.value for i in identities]
 
     def validate_external_id(self, value):
-        if self.instance is not None:
-            current = self.instance.external_id
-            if (normalize_text(value) if value else None) != current:
-                raise serializers.ValidationError("The external id cannot be changed through the API.")
+        try:
+            value = normalize_text(value)  # empty is null (decisions 17)
+        except NormalizationError as exc:
+            raise serializers.ValidationError(str(exc))
+        if self.instance is not None and value != self.instance.external_id:
+            raise serializers.ValidationError("The external id cannot be changed through the API.")
+        return value
+
+    def validate_tags(self, value):
+        for name in value:
+            if "," in name:
+                raise serializers.ValidationError(f"Tag “{name.strip()}” may not contain a comma.")
         return value
 
 

@@ -23,7 +23,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from customers.models import AttributeDefinition, Customer, Event, Tag
-from customers.normalize import NormalizationError
 from customers.selectors import (
     MAX_ID_DIGITS,
     attribute_list,
@@ -119,14 +118,12 @@ class CustomerViewSet(ApiMixin, viewsets.ModelViewSet):
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         external_id = data.pop("external_id", None)
-        if external_id and Customer.objects.filter(external_id=external_id.strip()).exists():
-            raise Conflict(f"A customer with external id “{external_id.strip()}” already exists.")
+        if external_id and Customer.objects.filter(external_id=external_id).exists():
+            raise Conflict(f"A customer with external id “{external_id}” already exists.")
         try:
             customer = customer_create(external_id=external_id, **data)
         except ProfileValueError as exc:
             raise profile_errors(exc)
-        except NormalizationError as exc:
-            raise exceptions.ValidationError({"tags": [str(exc)]})
         except IntegrityError:
             raise Conflict(f"A customer with external id “{external_id}” already exists.")
         return Response(self.get_serializer(self._fresh(customer)).data, status=status.HTTP_201_CREATED)
@@ -150,8 +147,6 @@ class CustomerViewSet(ApiMixin, viewsets.ModelViewSet):
             customer_update(customer=customer, **data)
         except ProfileValueError as exc:
             raise profile_errors(exc)
-        except NormalizationError as exc:
-            raise exceptions.ValidationError({"tags": [str(exc)]})
         return Response(self.get_serializer(self._fresh(customer)).data)
 
     def destroy(self, request, *args, **kwargs):
