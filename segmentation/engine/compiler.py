@@ -34,6 +34,16 @@ Assumptions and choices:
 - Sequences: a later event has a strictly later (timestamp, received_at, id); the follower is
   not limited by the condition's window, only by now.
 - Segment references read current membership (segmentation.Membership), keys case-insensitive.
+
+Plans on PostgreSQL 15, 1M customers / 5M events, 2 busy cores (EXPLAIN ANALYZE):
+- mixed `country is PL` + `custom.plan is gold` + `Page Viewed in the last 30 days at least 3
+  times`: hash join of the country index scan with a HashAggregate over an index-only scan of
+  (name, timestamp, customer); about 1 s. Constants are kept out of GROUP BY and the event side
+  carries no `id IS NOT NULL` guard, which is what makes the scan index-only.
+- true-at-zero counts on a 100k-customer slice: correlated index-only probes of
+  (customer, name, timestamp), about 0.02 ms each.
+- `total_spent` must read every order's JSON (heap), so it scales with the number of orders
+  (about 7 s for 625k orders here); JIT compilation adds up to a second on such queries.
 """
 
 from __future__ import annotations
@@ -208,7 +218,7 @@ class _Context:
             return TRUE_Q
         if key == "total_spent":
             return total(events, sum_expr(JsonNumber("properties", REVENUE_PATH[1:], strings=True)), operator, value)
-        return total(events, Count("pk"), operator, value)
+        return total(events, Count("*"), operator, value)
 
     # -- events -------------------------------------------------------------------------------
     def event_filter(self, node: dict) -> Q:
@@ -244,7 +254,7 @@ class _Context:
                 later = Exists(Event.objects.filter(self.follower_filter(node[key])))
                 events = events.filter(~Q(later) if negated else Q(later))
         if "count" in node:
-            return total(events, Count("pk"), node["count"]["operator"], node["count"]["value"])
+            return total(events, Count("*"), node["count"]["operator"], node["count"]["value"])
         if "aggregate" in node:
             return self.aggregate(events, node["aggregate"])
         return Q(pk__in=events.values("customer_id"))
@@ -309,7 +319,7 @@ def num_predicate(expr, operator: str, value) -> Q:
 
 def bounds_q(expr, bounds) -> Q:
     low, low_inc, high, high_inc = bounds
-    q = TRUE_Q
+    q = Q()  # not TRUE_Q: `id IS NOT NULL` on events would defeat index-only scans
     if low is not None:
         q &= Q((GreaterThanOrEqual if low_inc else GreaterThan)(expr, low))
     if high is not None:

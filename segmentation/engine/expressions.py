@@ -142,6 +142,10 @@ class NumberLiteral(Expression):
         super().__init__()
         self.value = str(value)
 
+    def get_group_by_cols(self):
+        # A constant: never a grouping column (Django would otherwise add it to GROUP BY).
+        return []
+
     def as_postgresql(self, compiler, connection, **extra):
         return "(%s)::numeric", (self.value,)
 
