@@ -15,6 +15,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
+from django.db.models import F
 from django.http import StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -215,7 +216,8 @@ class CustomerAdmin(CustomerImportMixin, admin.ModelAdmin):
     list_per_page = 50
     # A million profiles: skip the second COUNT(*) for the unfiltered total.
     show_full_result_count = False
-    ordering = ["-last_seen_at", "-id"]
+    # Recently active first; never-seen profiles last on both databases (PostgreSQL sorts NULL first).
+    ordering = [F("last_seen_at").desc(nulls_last=True), "-id"]
     actions = ["add_tag", "remove_tag", "export_csv", "delete_selected"]
     empty_value_display = "—"
     readonly_fields = [

@@ -277,3 +277,11 @@ def test_export_escapes_formulas(staff):
     c = CustomerFactory(first_name="=HYPERLINK(1)")
     response = _action(staff, "export_csv", [c])
     assert "'=HYPERLINK(1)" in b"".join(response.streaming_content).decode("utf-8-sig")
+
+
+def test_list_is_most_recently_seen_first_and_never_seen_last(staff, people):
+    ann, bob, anon = people
+    now = timezone.now()
+    Customer.objects.filter(pk=ann.pk).update(last_seen_at=now - dt.timedelta(days=3))
+    Customer.objects.filter(pk=anon.pk).update(last_seen_at=now - dt.timedelta(hours=1))
+    assert _rows(staff.get(LIST)) == [f"id:{anon.pk}", "ann-1", "bob-2"]
