@@ -22,7 +22,7 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.core.mail import send_mail
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Value
 from django.utils import timezone
 
@@ -221,39 +221,36 @@ def export_snapshot(*, run: ExportRun, export: Export, now: dt.datetime) -> dict
     return counts
 
 
-class _Progress:
-    """Heartbeat and progress, written at most every couple of seconds."""
-
-    def __init__(self, run: ExportRun):
-        self.run = run
-        self.last = 0.0
-
-    def __call__(self, written: int, force: bool = False):
-        if not force and time.monotonic() - self.last < 2:
-            return
-        self.last = time.monotonic()
-        now = timezone.now()
-        ExportRun.objects.filter(pk=self.run.pk).update(heartbeat_at=now, rows_written=written)
-        if self.run.job_id:
-            Job.objects.filter(pk=self.run.job_id).update(progress=written)
-
-
 class _Heartbeat:
-    """Beats from a thread while the run works, so a long webhook POST or COPY is not mistaken for a
-    dead worker; only a killed process stops it (then the reaper takes over)."""
+    """Beats (and publishes progress) from a thread with its own connection while the run works.
 
-    def __init__(self, run_id: int, every: float):
-        self.run_id = run_id
+    A long webhook POST or COPY is then not mistaken for a dead worker; only a killed process stops
+    the beat (and the reaper takes over). The writer only sets `rows`: its own connection may be
+    busy streaming a COPY, which cannot be interleaved with other statements.
+    """
+
+    def __init__(self, run: ExportRun, every: float):
+        self.run_id = run.pk
+        self.job_id = run.job_id
         self.every = every
+        self.rows = 0
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._beat, name=f"export-heartbeat-{run_id}", daemon=True)
+        self.thread = threading.Thread(target=self._beat, name=f"export-heartbeat-{run.pk}", daemon=True)
+
+    def __call__(self, rows: int) -> None:
+        self.rows = rows
 
     def _beat(self):
         try:
             while not self.stop.wait(self.every):
-                ExportRun.objects.filter(pk=self.run_id, status=ExportRun.Status.RUNNING).update(
-                    heartbeat_at=timezone.now()
-                )
+                try:
+                    ExportRun.objects.filter(pk=self.run_id, status=ExportRun.Status.RUNNING).update(
+                        heartbeat_at=timezone.now(), rows_written=self.rows
+                    )
+                    if self.job_id:
+                        Job.objects.filter(pk=self.job_id).update(progress=self.rows)
+                except DatabaseError:  # a busy database misses one beat, not the run
+                    logger.warning("Export run %s: heartbeat failed", self.run_id, exc_info=True)
         finally:
             connection.close()  # this thread's own connection
 
@@ -288,11 +285,12 @@ def _remove_temps(paths) -> None:
             logger.warning("Could not remove temporary export file %s", path)
 
 
-def _write_internal(*, run: ExportRun, export: Export, filename: str, now: dt.datetime) -> tuple[str, int]:
+def _write_internal(
+    *, run: ExportRun, export: Export, filename: str, now: dt.datetime, progress: _Heartbeat
+) -> tuple[str, int]:
     """Stream the CSV to internal run storage; returns (local path to deliver from, data rows)."""
     temp = str(_temp_dir() / f".run-{run.pk}-{os.getpid()}.csv.part")
     _remember_temp(run, temp)
-    progress = _Progress(run)
     columns = export_columns(export=export)
     with open(temp, "wb") as out:
         rows = csvwriter.write_csv(
@@ -344,13 +342,15 @@ def export_run(*, run_id: int, now: dt.datetime | None = None) -> ExportRun | No
     except Exception as exc:
         logger.exception("Export run %s could not start", run.pk)
         return _run_fail(run=run, error=f"{exc.__class__.__name__}: {exc}", attempts=1)
-    beat_every = max(1.0, int(_setting("TESSERA_EXPORT_STALE_SECONDS", 300)) / 5)
-    with _Heartbeat(run.pk, beat_every):
+    beat_every = min(10.0, max(0.5, int(_setting("TESSERA_EXPORT_STALE_SECONDS", 300)) / 5))
+    with _Heartbeat(run, beat_every) as heartbeat:
         for attempt in range(1, attempts + 1):
             ExportRun.objects.filter(pk=run.pk).update(attempts=attempt, heartbeat_at=timezone.now())
             try:
                 if local is None:
-                    local, rows = _write_internal(run=run, export=export, filename=filename, now=now)
+                    local, rows = _write_internal(
+                        run=run, export=export, filename=filename, now=now, progress=heartbeat
+                    )
                 where = destinations.deliver(
                     export=export,
                     run=run,
