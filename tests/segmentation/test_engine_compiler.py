@@ -396,3 +396,24 @@ def test_booleans_in_event_properties():
     assert members(one(ev("Signed Up", where=where))) == {a.pk}
     where = [{"property": "properties.trial", "operator": "is_not", "value": True}]
     assert members(one(ev("Signed Up", where=where))) == {b.pk, c.pk}
+
+
+def test_exclude_and_negation_are_exact_complements_on_json_keys_and_nullable_columns(cast):
+    from customers.models import Customer
+    from segmentation.engine import compile_definition
+    from tests.segmentation.engine_fixtures import REGISTRY
+
+    everyone = set(Customer.objects.values_list("pk", flat=True))
+    for condition in (
+        attr("custom.plan", "is", "gold"),
+        attr("custom.score", "more_than", 1),
+        attr("custom.vip", "is", True),
+        attr("city", "starts_with", "kra"),
+        attr("first_seen_at", "more_than_days_ago", 1),
+        attr("birth_date", "before", "2000-01-01"),
+    ):
+        q = compile_definition(one(condition), now=NOW, registry=REGISTRY)
+        inside = set(Customer.objects.filter(q).values_list("pk", flat=True))
+        assert set(Customer.objects.exclude(q).values_list("pk", flat=True)) == everyone - inside
+        assert set(Customer.objects.filter(~q).values_list("pk", flat=True)) == everyone - inside
+        assert set(Customer.objects.filter(~~q).values_list("pk", flat=True)) == inside
