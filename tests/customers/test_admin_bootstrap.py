@@ -3,7 +3,7 @@ import re
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 pytestmark = pytest.mark.django_db
 
@@ -35,3 +35,13 @@ def test_any_existing_superuser_counts(admin_user):
     admin_user.save()
     assert _run().strip() == "admin user exists"
     assert not User.objects.filter(username="admin").exists()
+
+
+def test_existing_plain_user_named_admin_is_not_promoted(django_user_model):
+    django_user_model.objects.create_user(username="admin", password="x")
+    with pytest.raises(CommandError, match="not a superuser"):
+        _run()
+    assert not django_user_model.objects.get(username="admin").is_superuser
+    out = io.StringIO()
+    call_command("bootstrap_admin", "--username", "root", stdout=out)
+    assert django_user_model.objects.get(username="root").is_superuser

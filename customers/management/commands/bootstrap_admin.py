@@ -3,7 +3,7 @@
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
@@ -18,6 +18,9 @@ class Command(BaseCommand):
             # Never print or reset a password here: `make run` calls this on every start.
             self.stdout.write("admin user exists")
             return
+        if User.objects.filter(username=username).exists():
+            # Never promote an existing account silently.
+            raise CommandError(f"A user named {username} exists but is not a superuser; use --username.")
         password = secrets.token_urlsafe(12)
         User.objects.create_superuser(username=username, email="", password=password)
         self.stdout.write(
