@@ -19,6 +19,7 @@ from customers.models import Customer, Event, Tag
 from segmentation.engine import validate_definition
 from segmentation.engine import values as V
 from segmentation.engine.fields import BUILTIN_FIELDS
+from segmentation.engine.schema import PROPERTY_OPERATORS
 from segmentation.models import Membership, Segment
 from tests.segmentation.engine_fixtures import NOW, REGISTRY, py_members, sql_members
 
@@ -221,25 +222,6 @@ def attribute_conditions(draw):
     )
     operator, value = draw(operator_value(operators, name, type_))
     return _with_value({"attribute": name}, operator, value)
-
-
-PROPERTY_OPERATORS = [
-    "is",
-    "is_not",
-    "is_any_of",
-    "is_none_of",
-    "starts_with",
-    "ends_with",
-    "contains",
-    "does_not_contain",
-    "less_than",
-    "more_than",
-    "at_most",
-    "at_least",
-    "between",
-    "has_any_value",
-    "is_unknown",
-]
 
 
 @st.composite
