@@ -8,8 +8,8 @@ import datetime as dt
 
 from django import forms
 from django.db.models import Q
-from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Lower
+from django.db.models.lookups import Exact
 from django_filters import rest_framework as filters
 from django_filters.fields import IsoDateTimeField
 from rest_framework.exceptions import ValidationError
@@ -23,6 +23,7 @@ from customers.selectors import (
     customer_with_tag_q,
     is_row_id,
 )
+from segmentation.engine.expressions import JsonKind, JsonNumber, JsonText, NumberLiteral
 from segmentation.models import LedgerEntry
 
 CUSTOM_PREFIX = "custom."
@@ -95,21 +96,30 @@ class CustomerFilter(filters.FilterSet):
 
 
 def custom_attribute_q(param: str, raw: str) -> Q:
-    """`?custom.<key>=value`: equality in the attribute's registered type, text ignoring case."""
+    """`?custom.<key>=value`: equality in the attribute's registered type, text ignoring case.
+
+    Reads values with the segment engine's JSON expressions, which take every key literally
+    (Django's KeyTransform would read a key like "2024" as an array index on PostgreSQL).
+    """
+    if "\x00" in param:
+        raise ValidationError({"custom": ["Attribute keys cannot contain NUL characters."]})
     attribute = AttributeDefinition.objects.filter(key=param, kind=AttributeDefinition.Kind.CUSTOM).first()
     if attribute is None:
         raise ValidationError({param: ["Unknown custom attribute (see /api/attributes/)."]})
     key = attribute.custom_key
     if attribute.type in ("string", "list"):
-        text = _clean(raw, fold, param)
-        if attribute.type == "list":
-            # A list matches when one of its items is the value.
-            return Q(JSONListHasText("custom", key, text or ""))
-        return Q(**{"pk__in": Customer.objects.annotate(v=Lower(KeyTextTransform(key, "custom"))).filter(v=text)})
+        text = _clean(raw, fold, param) or ""
+        if attribute.type == "list":  # one of the items is the value
+            return Q(JSONListHasText("custom", key, text))
+        return Q(Exact(Lower(JsonText("custom", [key])), text))
     value = _clean(raw, lambda v: coerce(v, attribute.type), param)
     if value is None:
         raise ValidationError({param: ["A value is required."]})
-    return Q(pk__in=Customer.objects.alias(v=KeyTransform(key, "custom")).filter(v=value).values("pk"))
+    if attribute.type == "number":
+        return Q(Exact(JsonNumber("custom", [key], strings=False), NumberLiteral(value)))
+    if attribute.type == "boolean":
+        return Q(Exact(JsonKind("custom", [key]), "true" if value else "false"))
+    return Q(Exact(JsonText("custom", [key]), value))  # dates and datetimes are stored as fixed-form text
 
 
 class EventFilter(filters.FilterSet):

@@ -261,3 +261,25 @@ def test_custom_must_be_an_object_and_values_fit_registered_types(admin_api):
     response = admin_api.patch(f"{URL}typed/", {"custom": {"score": "high"}}, format="json")
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "custom.score"
+
+
+def test_custom_filters_by_registered_type(admin_api):
+    customer_create(
+        external_id="x",
+        custom={"2024": "yes", "since": "2024-05-01", "seen": "2024-05-01T10:00:00Z", "ratio": 0.5, "ok": False},
+    )
+    customer_create(external_id="y", custom={"2024": "no", "ratio": 2, "ok": True})
+
+    def ids(**params):
+        response = admin_api.get(URL, params)
+        assert response.status_code == 200, response.json()
+        return [r["external_id"] for r in response.json()["results"]]
+
+    assert ids(**{"custom.2024": "YES"}) == ["x"]  # a digit-only key is a key, not an array index
+    assert ids(**{"custom.since": "2024-05-01"}) == ["x"]
+    assert ids(**{"custom.seen": "2024-05-01T12:00:00+02:00"}) == ["x"]
+    assert ids(**{"custom.ratio": "0.50"}) == ["x"]
+    assert ids(**{"custom.ratio": "2"}) == ["y"]
+    assert ids(**{"custom.ok": "false"}) == ["x"]
+    response = admin_api.get(URL, {"custom.ratio": "lots"})
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "custom.ratio"
