@@ -81,3 +81,15 @@ def test_marketer_writes_customers_and_tags_not_attributes(marketer_api, data):
             assert status == expected[url], (method, url)
         else:
             assert status == 200, (method, url)
+
+
+def test_options_and_head_answer_for_readers(analyst_api, data):
+    for url in READS:
+        assert analyst_api.options(url).status_code == 200, url
+        assert analyst_api.head(url).status_code == 200, url
+
+
+def test_unknown_api_paths_answer_with_the_envelope(admin_api):
+    response = admin_api.get("/api/nothing/here/")
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
+    assert admin_api.get("/api/customers").status_code == 301  # APPEND_SLASH still works
