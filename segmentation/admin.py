@@ -93,7 +93,7 @@ class SegmentForm(forms.ModelForm):
         return cleaned
 
 
-class KindFilter(admin.SimpleListFilter):
+class PrebuiltFilter(admin.SimpleListFilter):
     title = "pre-built"
     parameter_name = "prebuilt"
 
@@ -110,7 +110,7 @@ class KindFilter(admin.SimpleListFilter):
 class SegmentAdmin(admin.ModelAdmin):
     form = SegmentForm
     list_display = ["name_link", "kind", "tag_list", "size", "status_badge", "computed", "owner"]
-    list_filter = ["kind", "status", ("tags", admin.RelatedOnlyFieldListFilter), KindFilter]
+    list_filter = ["kind", "status", ("tags", admin.RelatedOnlyFieldListFilter), PrebuiltFilter]
     search_fields = ["name", "key", "description", "tags__name"]
     list_select_related = ["owner"]
     list_per_page = 50
@@ -340,7 +340,6 @@ class SegmentAdmin(admin.ModelAdmin):
         custom = [
             path("builder/meta/", view(views.builder_meta), name="segmentation_segment_builder_meta"),
             path("builder/properties/", view(views.builder_properties), name="segmentation_segment_builder_properties"),
-            path("builder/preview/", view(views.builder_preview), name="segmentation_segment_builder_preview"),
             path("customers/search/", view(views.customer_search), name="segmentation_segment_customer_search"),
             path("<int:pk>/overview/", view(views.overview), name="segmentation_segment_overview"),
             path("<int:pk>/copy/", view(views.copy), name="segmentation_segment_copy"),

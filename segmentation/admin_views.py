@@ -21,7 +21,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, Resolver404, resolve, reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from customers.models import Customer, Tag
@@ -56,12 +56,11 @@ def error_message(exc: Exception) -> str:
 
 
 def preview_url() -> str:
-    """The REST preview endpoint when it is mounted, else the admin's own fallback."""
+    """The REST preview endpoint the builder posts to (session auth + CSRF header)."""
     try:
-        resolve("/api/segments/preview/")
+        return reverse("segment-preview")
+    except NoReverseMatch:
         return "/api/segments/preview/"
-    except Resolver404:
-        return reverse("admin:segmentation_segment_builder_preview")
 
 
 def segment_dependents(*, segment: Segment) -> list[Segment]:
@@ -120,7 +119,12 @@ def _page_args(request) -> tuple[int, int | None]:
 
 
 def customer_filter(params) -> Q:
-    """The manual page's search: prefix match on ids and email, name contains, plus filters."""
+    """The manual page's search: prefix match on external id, email and names, plus filters.
+
+    On PostgreSQL the external id and email prefixes use the `*_like` (pattern ops) indexes
+    Django adds to indexed text columns; names are not indexed, so a name search filters while
+    walking the primary key and stops at the page size (fast when matches are common).
+    """
     q = Q()
     text = (params.get("q") or "").strip()
     if text:
@@ -214,43 +218,6 @@ class SegmentAdminViews:
         self._require(request)
         event = request.GET.get("event", "")
         return JsonResponse({"event": event, "properties": builder_adapter.builder_property_names(event=event)})
-
-    def builder_preview(self, request):
-        """Fallback preview used only while the REST preview endpoint is not mounted."""
-        self._require(request)
-        if request.method != "POST":
-            return JsonResponse({"code": "method_not_allowed", "message": "POST only."}, status=405)
-        from segmentation.engine import compile_definition, summarize, validate_definition
-
-        try:
-            body = _json_body(request)
-        except ServiceError as exc:
-            return JsonResponse({"code": "invalid", "message": str(exc), "errors": []}, status=400)
-        definition = body.get("definition")
-        problems = validate_definition(definition)
-        if problems:
-            return JsonResponse(
-                {"code": "invalid_definition", "message": "The definition is not valid.", "errors": problems},
-                status=400,
-            )
-        now = timezone.now()
-        matching = Customer.objects.filter(compile_definition(definition, now=now))
-        sample = matching.order_by("pk").only(*CUSTOMER_FIELDS)[:20]
-        data = {
-            "count": matching.count(),
-            "sample": [{"id": c.pk, "external_id": c.external_id, "email": c.email} for c in sample],
-            "summary": summarize(definition),
-            "added": None,
-            "removed": None,
-        }
-        key = body.get("segment")
-        if key:
-            segment = Segment.objects.filter(key__iexact=key).first()
-            if segment is not None:
-                members = Membership.objects.filter(segment=segment)
-                data["added"] = matching.exclude(pk__in=members.values("customer_id")).count()
-                data["removed"] = members.exclude(customer_id__in=matching.values("pk")).count()
-        return JsonResponse(data)
 
     # -------------------------------------------------------------- pages
     def overview(self, request, pk):

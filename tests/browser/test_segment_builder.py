@@ -327,3 +327,20 @@ def test_static_segment_form_has_no_builder_but_a_tag_chooser(admin_page, live_s
     page.goto(f"{live_server.url}/admin/segmentation/segment/{segment.pk}/change/")
     page.wait_for_selector(".ts-wrapper.vTextField .ts-control .item[data-value='vip']")
     assert page.locator("#seg-builder").count() == 0
+
+
+def test_json_view_applies_a_pasted_definition(admin_page, live_server):
+    page = admin_page
+    page.goto(f"{live_server.url}/admin/segmentation/segment/add/")
+    page.wait_for_selector("#seg-builder[data-ready='1']")
+    page.click("#seg-json summary")
+    page.fill("#seg-json-text", "{not json")
+    page.click("#seg-json-apply")
+    assert page.text_content("#seg-json-error")
+    pasted = {"match": "any", "conditions": [{"attribute": "email", "operator": "ends_with", "value": ".uk"}]}
+    page.fill("#seg-json-text", json.dumps(pasted))
+    page.click("#seg-json-apply")
+    assert page.text_content("#seg-json-error") == ""
+    assert page.locator(".seg-cond-attribute select.seg-op").input_value() == "ends_with"
+    assert page.locator(".seg-cond-attribute input.seg-value-input").input_value() == ".uk"
+    assert _definition(page) == pasted
