@@ -3,6 +3,7 @@
 Views stay thin: reads come from customers.selectors, profile writes from customers.services.
 """
 
+import shutil
 import uuid
 from pathlib import Path
 
@@ -355,9 +356,18 @@ class JobViewSet(RowIdMixin, viewsets.ReadOnlyModelViewSet):
 
 
 def _save_upload(upload) -> Path:
+    """Put the upload under MEDIA_ROOT/imports/ without holding it in memory.
+
+    Django has already streamed a large upload into a temporary file; moving it is a rename on
+    the same filesystem (else one streamed copy), small uploads are written chunk by chunk.
+    """
     folder = Path(settings.MEDIA_ROOT) / "imports"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex}.csv"
+    if hasattr(upload, "temporary_file_path"):
+        upload.file.flush()
+        shutil.move(upload.temporary_file_path(), path)
+        return path
     with open(path, "wb") as out:
         for chunk in upload.chunks():
             out.write(chunk)

@@ -80,3 +80,14 @@ def test_import_with_bad_rows_reports_on_the_job(admin_api, settings, tmp_path, 
     assert job["status"] == "failed"
     assert job["errors"] == [{"line": 2, "column": "email", "message": "“not-an-email” is not a valid email address."}]
     assert not Customer.objects.exists()
+
+
+def test_large_upload_is_moved_not_copied_into_media(admin_api, settings, tmp_path, django_capture_on_commit_callbacks):
+    settings.MEDIA_ROOT = tmp_path
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 10  # force Django's temporary-file upload handler
+    rows = b"".join(f"u{i},u{i}@example.com\r\n".encode() for i in range(50))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_api.post("/api/imports/", {"file": _csv(b"external_id,email\r\n" + rows)}, format="multipart")
+    assert response.status_code == 202
+    assert admin_api.get(response["Location"]).json()["status"] == "succeeded"
+    assert Customer.objects.count() == 50
