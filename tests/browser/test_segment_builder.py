@@ -79,6 +79,7 @@ def test_build_poland_spenders_by_clicking_preview_save_and_see_members(admin_pa
     event.locator("input.seg-value-input").first.fill("100")
 
     count = _wait_preview(page)
+    assert page.locator("#seg-preview-diff").is_hidden()  # enter/leave only for an existing segment
     definition = _definition(page)
     assert definition == {
         "match": "all",
@@ -108,6 +109,10 @@ def test_build_poland_spenders_by_clicking_preview_save_and_see_members(admin_pa
     page.wait_for_selector("#seg-builder[data-ready='1']")
     segment = Segment.objects.get(name="Polish spenders")
     assert segment.definition == definition
+    # Editing an existing segment: the preview also says who would enter and leave.
+    assert _wait_preview(page) == 2
+    assert page.locator("#seg-preview-diff").is_visible()
+    assert page.text_content("#seg-preview-added") == "0" and page.text_content("#seg-preview-removed") == "0"
     page.goto(f"{live_server.url}/admin/segmentation/segment/{segment.pk}/overview/")
     segment.refresh_from_db()
     assert segment.member_count == 2, segment.status
