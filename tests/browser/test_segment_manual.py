@@ -75,6 +75,7 @@ def test_drag_three_customers_in_and_one_out(admin_page, live_server, segment, p
     assert set(LedgerEntry.objects.filter(segment=segment).values_list("reason", flat=True)) == {"manual"}
 
     page.set_viewport_size({"width": 1280, "height": 900})
+    page.evaluate("window.scrollTo(0, 0)")  # the admin's sticky sidebar follows the scroll position
     page.screenshot(path=str(SHOTS / "manual-segment.png"), full_page=True)
 
 
