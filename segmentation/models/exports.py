@@ -141,9 +141,13 @@ class ExportedMember(models.Model):
         ADDED = "added", "Added"
         REMOVED = "removed", "Removed"
 
-    run = models.ForeignKey(ExportRun, on_delete=models.CASCADE, related_name="members")
+    # A run copies up to millions of rows in one INSERT ... SELECT, so this table carries only the
+    # (run, customer) unique index and no foreign-key triggers; Django cascades run deletions.
+    run = models.ForeignKey(
+        ExportRun, on_delete=models.CASCADE, related_name="members", db_index=False, db_constraint=False
+    )
     customer = models.ForeignKey(
-        Customer, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+        Customer, null=True, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
     )
     external_id = models.CharField(max_length=255, null=True, blank=True)
     entered_at = models.DateTimeField(null=True, blank=True)
