@@ -105,7 +105,27 @@ def client_main(client: int, events: int, args, write_key: str, out: mp.Queue) -
             conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=120)
         sent += size
         seq += size
-    out.put({"client": client, "sent": sent, "latencies": latencies, "errors": errors})
+    out.put({"client": client, "sent": sent, "latencies": latencies, "errors": errors, "cpu": time.process_time()})
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (and its reaped children), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
 
 
 def wait_for_port(port: int, timeout: float = 60) -> None:
@@ -194,6 +214,8 @@ def main() -> None:
         procs = [
             mp.Process(target=client_main, args=(i, share[i], args, source.write_key, out)) for i in range(args.clients)
         ]
+        workers = children(server.pid)
+        cpu0 = sum(cpu_seconds(pid) for pid in [server.pid, *workers])
         t0 = time.perf_counter()
         for p in procs:
             p.start()
@@ -207,6 +229,16 @@ def main() -> None:
         while Event.objects.filter(source=source).count() < expected and time.perf_counter() - lag_start < 600:
             time.sleep(0.5)
         lag = time.perf_counter() - lag_start
+        # CPU actually consumed by the server side, to project what the machine would do idle
+        # (the benchmark machine may be shared; wall-clock rates then understate capacity).
+        app_cpu = sum(cpu_seconds(pid) for pid in [server.pid, *workers]) - cpu0
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            backends = [row[0] for row in cursor.fetchall()]
+        connection.close()
+        db_cpu = sum(cpu_seconds(pid) for pid in backends)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -221,6 +253,13 @@ def main() -> None:
     print(f"accepted: {expected:,} events in {elapsed:.1f} s = {expected / elapsed:,.0f} events/s")
     print(f"latency per batch request: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
     print(f"processing lag after the last 200: {lag:.2f} s (synchronous ingestion)")
+    client_cpu = sum(r["cpu"] for r in results)
+    per_k = (app_cpu + db_cpu) / expected * 1000
+    print(
+        f"CPU: gunicorn {app_cpu:.1f} s + PostgreSQL backends {db_cpu:.1f} s (clients {client_cpu:.1f} s) "
+        f"= {per_k * 1000:.0f} ms per 1,000 events -> {os.cpu_count() / per_k * 1000:,.0f} events/s "
+        f"on {os.cpu_count()} idle cores (projection; load average now {os.getloadavg()[0]:.1f})"
+    )
     verdict = "OK" if stored == distinct == expected else "MISMATCH"
     print(f"stored: {stored:,} events, {distinct:,} distinct messageIds -> {verdict}")
     if not stored == distinct == expected:

@@ -1,11 +1,16 @@
 """Storing validated tracking messages: identities, traits, seen times and events, set-based.
 
-A batch of N messages costs a constant number of queries in the common case (known
-profiles): one to drop replayed messageIds, two to resolve ids, one to insert events and one
-to widen seen times. Creating profiles, merging them and applying traits add work only for
-the messages that need it. Everything runs in one transaction that is retried on a unique
-violation or deadlock, which is how two requests creating the same profile stay safe
-(decisions 13).
+A batch of N messages costs a constant number of statements in the common case (known
+profiles): one to drop replayed messageIds, three to resolve ids, a COPY (PostgreSQL) or an
+executemany (SQLite) for the events, one to lock the profiles in id order and one to widen
+seen times. Creating profiles, merging them and applying traits add work only for the
+messages that need it. Hot statements are hand-written SQL because the ORM's per-row
+preparation cost more than the database work (see bench/ingest.py).
+
+Two short transactions (profiles and identities, then events, traits and seen times) are
+retried together on a unique violation, deadlock or vanished profile; profile and identity
+inserts use ON CONFLICT DO NOTHING and re-read, which is how concurrent requests creating the
+same profile stay safe (decisions 13).
 """
 
 from __future__ import annotations
@@ -158,10 +163,7 @@ class _Resolver:
 
     def create_users(self, messages: list[Message]) -> None:
         """Profiles for unknown userIds; a first login claims its anonymous profile instead."""
-        missing = []
-        for m in messages:
-            if m.user_id and m.user_id not in self.by_user and m.user_id not in missing:
-                missing.append(m.user_id)
+        missing = {m.user_id: None for m in messages if m.user_id and m.user_id not in self.by_user}
         if not missing:
             return
         claimed = set()
@@ -197,6 +199,7 @@ class _Resolver:
             if uid and aid and aid not in self.by_anon and aid not in pending:
                 pending[aid] = self.user(uid)
         self._insert_identities(pending)
+        merges = []
         for m in messages:
             uid, aid = m.user_id, m.anonymous_id
             if not uid or not aid:
@@ -204,7 +207,18 @@ class _Resolver:
             target, current = self.user(uid), self.final(self.by_anon[aid])
             # Two identified profiles never merge through an anonymous id, only through alias.
             if current != target and self.external.get(current) is None:
-                self.merge(survivor=target, merged=current)
+                merges.append((target, current))
+        self.merge_all(merges)
+
+    def merge_all(self, pairs: list[tuple[int, int]]) -> None:
+        """Merge (survivor, merged) pairs after locking every profile involved in id order, so
+        concurrent logins merging the same profiles in different orders cannot deadlock."""
+        if not pairs:
+            return
+        pks = sorted({pk for pair in pairs for pk in pair})
+        list(Customer.objects.select_for_update().filter(pk__in=pks).order_by("pk").values_list("pk", flat=True))
+        for survivor, merged in pairs:
+            self.merge(survivor=survivor, merged=merged)
 
     def _insert_identities(self, wanted: dict[str, int]) -> dict[str, int]:
         """Anonymous identities {value: customer}; a concurrent writer's row wins. Returns the
@@ -224,6 +238,7 @@ class _Resolver:
         return lost
 
     def apply_aliases(self, messages: list[Message]) -> None:
+        merges = []
         for m in messages:
             if m.type != "alias":
                 continue
@@ -237,16 +252,13 @@ class _Resolver:
                 )
                 self.by_user[m.previous_id] = target
                 continue
-            self.merge(survivor=target, merged=prev)
+            merges.append((target, prev))
+        self.merge_all(merges)
 
     def create_anonymous(self, messages: list[Message]) -> None:
-        missing = []
-        for m in messages:
-            if not m.user_id and m.anonymous_id not in self.by_anon and m.anonymous_id not in missing:
-                missing.append(m.anonymous_id)
+        missing = sorted({m.anonymous_id for m in messages if not m.user_id and m.anonymous_id not in self.by_anon})
         if not missing:
             return
-        missing.sort()
         # Anonymous profiles are identical empty rows, so any new id can take any anonymous id.
         created = _insert_customers(external_ids=[None] * len(missing), now=self.now)
         for pk in created:
@@ -368,15 +380,19 @@ def _widen_seen(times: dict[int, tuple[dt.datetime, dt.datetime]]) -> None:
                 f"UPDATE {table} AS c SET "
                 "first_seen_at = LEAST(COALESCE(c.first_seen_at, v.f), v.f), "
                 "last_seen_at = GREATEST(COALESCE(c.last_seen_at, v.l), v.l) "
-                "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS v(id, f, l) WHERE c.id = v.id",
+                "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS v(id, f, l) WHERE c.id = v.id "
+                # Rows that would not change are skipped: no new tuple, no index churn.
+                "AND (c.first_seen_at IS NULL OR c.first_seen_at > v.f OR c.last_seen_at IS NULL "
+                "OR c.last_seen_at < v.l)",
                 [pks, [times[pk][0] for pk in pks], [times[pk][1] for pk in pks]],
             )
         else:
             adapt = connection.ops.adapt_datetimefield_value
             cursor.executemany(
                 f"UPDATE {table} SET first_seen_at = MIN(COALESCE(first_seen_at, %s), %s), "
-                "last_seen_at = MAX(COALESCE(last_seen_at, %s), %s) WHERE id = %s",
-                [(f, f, last, last, pk) for pk in pks for f, last in [map(adapt, times[pk])]],
+                "last_seen_at = MAX(COALESCE(last_seen_at, %s), %s) WHERE id = %s "
+                "AND (first_seen_at IS NULL OR first_seen_at > %s OR last_seen_at IS NULL OR last_seen_at < %s)",
+                [(f, f, last, last, pk, f, last) for pk in pks for f, last in [map(adapt, times[pk])]],
             )
 
 

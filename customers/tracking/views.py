@@ -88,6 +88,13 @@ def _throttle(source: Source, count: int) -> None:
         raise exc
 
 
+def _content_length(request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0  # the body read below is bounded anyway
+
+
 @csrf_exempt
 def tracking_view(request, route: str):
     """/v1/<call>, /v1/batch and /beacon/v1/batch."""
@@ -102,7 +109,7 @@ def tracking_view(request, route: str):
         # A key in the header is checked before the body is even read.
         header_key = basic_username(request.headers.get("Authorization", ""))
         source = _source(header_key) if header_key else None
-        if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_WIRE_BYTES:
+        if _content_length(request) > MAX_WIRE_BYTES:
             raise TrackingError(400, "payload_too_large", f"The request body is larger than {limit // 1024} KB.")
         try:
             raw = request.body
