@@ -141,6 +141,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_IGNORE_RESULT = True
+# Task modules outside the `tasks.py` that autodiscovery loads.
+CELERY_IMPORTS = ["customers.tasks_import", "segmentation.tasks_exports"]
 
 # ------------------------------------------------------------------------------
 # REST FRAMEWORK  https://www.django-rest-framework.org/api-guide/settings/
