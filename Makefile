@@ -18,6 +18,7 @@ run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo --if-empty
 	$(BIN)/python manage.py bootstrap_admin
+	$(BIN)/python manage.py recompute_segments --pending --background
 	PORT=$(PORT) BIN=$(BIN) bash scripts/run-all.sh
 
 test: install

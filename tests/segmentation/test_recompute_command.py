@@ -96,3 +96,20 @@ def test_failing_recompute_task_retries_then_fails_its_job(db, marketer, django_
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED and "bogus" in job.errors[0]["message"]
     assert Segment.objects.get(pk=broken.pk).retry_count == 2
+
+
+def test_pending_in_background_queues_only_never_computed_segments(db, capsys, django_capture_on_commit_callbacks):
+    customer = CustomerFactory(country="PL")
+    call_command("recompute_segments", "everyone")
+    capsys.readouterr()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        call_command("recompute_segments", "--pending", "--background")
+    assert len(callbacks) == 1
+    out = capsys.readouterr().out
+    assert "Queued 9 segment(s)" in out
+    job = Job.objects.filter(kind="recompute").latest("id")
+    assert "everyone" not in job.params["segments"] and job.status == Job.Status.SUCCEEDED
+    assert not Segment.objects.filter(kind="dynamic", computed_at__isnull=True).exists()
+    assert Membership.objects.filter(segment__key="everyone", customer=customer).exists()
+    call_command("recompute_segments", "--pending", "--background")
+    assert "Nothing to recompute." in capsys.readouterr().out

@@ -1,11 +1,13 @@
 """`python manage.py recompute_segments [KEY ...]`: recompute now, in dependency order."""
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from segmentation.models import Reason, Segment
 from segmentation.selectors import segment_get
 from segmentation.services import segments_recompute_many
 from segmentation.services.jobs import job_create
+from segmentation.tasks import segments_recompute_all_task
 
 
 class Command(BaseCommand):
@@ -13,8 +15,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("keys", nargs="*", metavar="KEY", help="Segment keys (any case).")
+        parser.add_argument(
+            "--pending", action="store_true", help="Only segments never computed yet (used by `make run`)."
+        )
+        parser.add_argument(
+            "--background", action="store_true", help="Queue the work for a Celery worker instead of running it here."
+        )
 
-    def handle(self, *args, keys=(), **options):
+    def handle(self, *args, keys=(), pending=False, background=False, **options):
         if keys:
             segments = []
             for key in keys:
@@ -26,7 +34,17 @@ class Command(BaseCommand):
                 segments.append(segment)
         else:
             segments = list(Segment.objects.filter(kind=Segment.Kind.DYNAMIC))
+        if pending:
+            segments = [s for s in segments if s.computed_at is None]
+        if not segments:
+            self.stdout.write("Nothing to recompute.")
+            return
         job = job_create(params={"segments": [s.key for s in segments], "command": True}, total=len(segments))
+        if background:
+            keys = [s.key for s in segments]
+            transaction.on_commit(lambda: segments_recompute_all_task.delay(job_id=job.pk, keys=keys))
+            self.stdout.write(f"Queued {len(segments)} segment(s) for the worker (job {job.pk}).")
+            return
         summary = segments_recompute_many(segments=segments, reason=Reason.MANUAL, job_id=job.pk)
         for result in summary["segments"]:
             if result["status"] == "applied":
