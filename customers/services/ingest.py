@@ -133,14 +133,16 @@ class _Resolver:
         self.by_user = dict(
             Customer.objects.filter(external_id__in=user_ids | previous).values_list("external_id", "pk")
         )
-        self.by_anon: dict[str, int] = {}
-        for kind, value, customer_id in CustomerIdentity.objects.filter(
-            value__in=user_ids | anon_ids | previous
-        ).values_list("kind", "value", "customer_id"):
-            if kind == CustomerIdentity.Kind.ALIAS:
-                self.by_user.setdefault(value, customer_id)
-            elif value in anon_ids or value in previous:
-                self.by_anon[value] = customer_id
+        # One query per kind so the (kind, value) unique index serves both lookups.
+        for value, customer_id in CustomerIdentity.objects.filter(
+            kind=CustomerIdentity.Kind.ALIAS, value__in=user_ids | previous
+        ).values_list("value", "customer_id"):
+            self.by_user.setdefault(value, customer_id)
+        self.by_anon: dict[str, int] = dict(
+            CustomerIdentity.objects.filter(
+                kind=CustomerIdentity.Kind.ANONYMOUS, value__in=anon_ids | previous
+            ).values_list("value", "customer_id")
+        )
         anon_customers = set(self.by_anon.values())
         self.external = dict(Customer.objects.filter(pk__in=anon_customers).values_list("pk", "external_id"))
         self.external.update({pk: ext for ext, pk in self.by_user.items()})
