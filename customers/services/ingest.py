@@ -383,10 +383,13 @@ def _widen_seen(times: dict[int, tuple[dt.datetime, dt.datetime]]) -> None:
                 "first_seen_at = LEAST(COALESCE(c.first_seen_at, v.f), v.f), "
                 "last_seen_at = GREATEST(COALESCE(c.last_seen_at, v.l), v.l) "
                 "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS v(id, f, l) WHERE c.id = v.id "
+                # The redundant ANY gives the planner an index condition even with stale stats
+                # (a young table otherwise gets a sequential scan and hash join per batch).
+                "AND c.id = ANY(%s::bigint[]) "
                 # Rows that would not change are skipped: no new tuple, no index churn.
                 "AND (c.first_seen_at IS NULL OR c.first_seen_at > v.f OR c.last_seen_at IS NULL "
                 "OR c.last_seen_at < v.l)",
-                [pks, [times[pk][0] for pk in pks], [times[pk][1] for pk in pks]],
+                [pks, [times[pk][0] for pk in pks], [times[pk][1] for pk in pks], pks],
             )
         else:
             adapt = connection.ops.adapt_datetimefield_value
