@@ -180,6 +180,8 @@ TESSERA_SWEEP_TIME_MINUTES = env.int("TESSERA_SWEEP_TIME_MINUTES", default=15)
 TESSERA_SWEEP_ALL_MINUTES = env.int("TESSERA_SWEEP_ALL_MINUTES", default=60)
 TESSERA_EXPORT_RETENTION_DAYS = env.int("TESSERA_EXPORT_RETENTION_DAYS", default=30)
 TESSERA_IMPORT_MAX_BYTES = env.int("TESSERA_IMPORT_MAX_BYTES", default=1024 * 1024 * 1024)
+# Messages per second per write key on the tracking API; 0 turns the limit off.
+TESSERA_TRACKING_RATE_LIMIT = env.int("TESSERA_TRACKING_RATE_LIMIT", default=0)
 TESSERA_WEBHOOK_ALLOW_PRIVATE = env.bool("TESSERA_WEBHOOK_ALLOW_PRIVATE", default=False)
 EMAIL_BACKEND = env.str("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="tessera@localhost")
