@@ -381,7 +381,4 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
 
-try:
-    from segmentation import admin_exports  # noqa: E402,F401
-except ImportError:
-    pass
+from segmentation import admin_exports  # noqa: E402,F401

@@ -7,15 +7,12 @@ is not there yet; a broker hiccup is logged, not raised into the request (the sw
 from __future__ import annotations
 
 import json
-import logging
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
 from segmentation.models import Membership, Reason, Segment
-
-logger = logging.getLogger(__name__)
 
 # Customer ids per task message: keeps messages small and lets several workers share a big import.
 IDS_PER_TASK = 5_000
@@ -91,7 +88,4 @@ def after_migrate(sender, **kwargs):
     from segmentation.services import segments_sync_dependencies
 
     periodic_tasks_register()
-    try:
-        segments_sync_dependencies()
-    except ImportError:  # the engine is not installed yet (fresh checkout mid-merge)
-        logger.warning("Segment dependencies not classified: engine unavailable")
+    segments_sync_dependencies()

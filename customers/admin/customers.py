@@ -355,11 +355,9 @@ class CustomerAdmin(CustomerImportMixin, admin.ModelAdmin):
             event.when = when(event.timestamp)
             event.summary = _event_summary(event)
         context = {"events_page": page, "memberships": [], "ledger": []}
-        try:
-            # Read through segmentation's selectors: memberships are that app's data.
-            from segmentation.selectors import customer_ledger, customer_segments
-        except ImportError:  # segmentation not installed
-            return context
+        # Read through segmentation's selectors: memberships are that app's data.
+        from segmentation.selectors import customer_ledger, customer_segments
+
         memberships = list(customer_segments(obj))
         ledger = list(customer_ledger(obj)[:LEDGER_ROWS])
         for m in memberships:

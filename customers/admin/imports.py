@@ -125,12 +125,8 @@ class CustomerImportMixin:
         return HttpResponseRedirect(reverse("admin:customers_customer_changelist"))
 
     def _start_job(self, request, stored: Path, delimiter, original_name: str):
-        try:
-            from customers.services.imports import customer_import_start
-        except ImportError:
-            stored.unlink(missing_ok=True)
-            messages.error(request, "Files this large need the background import, which is not available.")
-            return HttpResponseRedirect(reverse("admin:customers_customer_import"))
+        from customers.services.imports import customer_import_start
+
         job = customer_import_start(
             upload_path=str(stored), user=request.user, delimiter=delimiter, source=f"csv:{original_name}"
         )

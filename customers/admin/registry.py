@@ -99,11 +99,9 @@ class SourceAdmin(admin.ModelAdmin):
         extra_context = extra_context or {}
         obj = self.get_object(request, object_id)
         if obj is not None:
-            try:
-                from customers.tracking.snippet import tracking_snippet
-            except ImportError:  # the tracking API is optional for the admin
-                tracking_snippet = None
-            extra_context["snippet"] = tracking_snippet(obj, request) if tracking_snippet else None
+            from customers.tracking.snippet import tracking_snippet
+
+            extra_context["snippet"] = tracking_snippet(obj, request)
         return super().change_view(request, object_id, form_url, extra_context)
 
     def response_change(self, request, obj):

@@ -103,11 +103,9 @@ def _recoerce_one(customer: Customer, key: str, type_: str, counts: dict) -> boo
 
 def _fail_invalid_segments(attribute_key: str, type_: str) -> list[str]:
     """Mark dynamic segments naming the attribute `failed` when their definition no longer validates."""
-    try:
-        from segmentation.engine import validate_definition
-        from segmentation.models import Segment
-    except ImportError:  # the engine is optional for the customers app
-        return []
+    from segmentation.engine import validate_definition
+    from segmentation.models import Segment
+
     failed = []
     needle = json.dumps(attribute_key)
     candidates = Segment.objects.filter(kind=Segment.Kind.DYNAMIC).exclude(status=Segment.Status.FAILED)
