@@ -3,10 +3,15 @@
 {"code": "...", "message": "...", "errors": [{"field" | "pointer": "...", "message": "..."}]}
 """
 
+import logging
+
 from django.core.exceptions import PermissionDenied
+from django.db import DataError, connection, transaction
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
 
 
 class Conflict(exceptions.APIException):
@@ -25,6 +30,14 @@ class ServiceUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "This service is not available yet."
     default_code = "unavailable"
+
+
+class InvalidValue(exceptions.APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = (
+        "A value in the request cannot be stored (for example a NUL character in text or a number out of range)."
+    )
+    default_code = "invalid_value"
 
 
 class DefinitionInvalid(exceptions.APIException):
@@ -67,6 +80,13 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, DataError):
+        # The database refused an input value that validation let through. It is the client's
+        # input, so a 400 rather than a 500; logged so the missing validation gets added.
+        logger.warning("Database refused a request value: %s", exc)
+        if connection.in_atomic_block:  # PostgreSQL aborted the transaction; don't reuse it
+            transaction.set_rollback(True)
+        exc = InvalidValue()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
