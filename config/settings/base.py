@@ -159,7 +159,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PAGINATION_CLASS": "customers.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "customers.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "customers.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
@@ -179,6 +179,12 @@ SPECTACULAR_SETTINGS = {
 TESSERA_SWEEP_TIME_MINUTES = env.int("TESSERA_SWEEP_TIME_MINUTES", default=15)
 TESSERA_SWEEP_ALL_MINUTES = env.int("TESSERA_SWEEP_ALL_MINUTES", default=60)
 TESSERA_EXPORT_RETENTION_DAYS = env.int("TESSERA_EXPORT_RETENTION_DAYS", default=30)
+TESSERA_EXPORT_ATTEMPTS = env.int("TESSERA_EXPORT_ATTEMPTS", default=3)
+TESSERA_EXPORT_RETRY_BACKOFF = env.int("TESSERA_EXPORT_RETRY_BACKOFF", default=5)
+TESSERA_EXPORT_STALE_SECONDS = env.int("TESSERA_EXPORT_STALE_SECONDS", default=300)
+TESSERA_EXPORT_QUEUED_TIMEOUT = env.int("TESSERA_EXPORT_QUEUED_TIMEOUT", default=3600)
+# Server folders export destinations may write under; empty = any folder the worker can write.
+TESSERA_EXPORT_FOLDER_ROOTS = env.list("TESSERA_EXPORT_FOLDER_ROOTS", default=[])
 TESSERA_IMPORT_MAX_BYTES = env.int("TESSERA_IMPORT_MAX_BYTES", default=1024 * 1024 * 1024)
 # Messages per second per write key on the tracking API; 0 turns the limit off.
 TESSERA_TRACKING_RATE_LIMIT = env.int("TESSERA_TRACKING_RATE_LIMIT", default=0)

@@ -59,7 +59,7 @@ class SegmentSerializer(serializers.Serializer):
     tags = TagNamesField(required=False, default=list)
     status = serializers.CharField(read_only=True)
     member_count = serializers.IntegerField(read_only=True)
-    computed_at = serializers.DateTimeField(read_only=True)
+    computed_at = serializers.DateTimeField(read_only=True, allow_null=True)
     external_ref = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
     prebuilt = serializers.BooleanField(read_only=True)
     owner = serializers.SerializerMethodField()

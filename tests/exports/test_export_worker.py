@@ -57,14 +57,14 @@ def _stop(process):
 
 @pytest.fixture
 def worker(transactional_db, tmp_path):
-    """A worker that also imports segmentation.tasks_exports; yields a starter for beat."""
+    """A worker started as in production (its task modules come from settings); yields a starter for beat."""
     log = tmp_path / "worker.log"
     name = f"exports-{uuid.uuid4().hex[:8]}@%h"
     started = []
 
     def start_worker(extra_env=None):
         args = ["worker", "--pool=solo", "--loglevel=INFO", "--without-mingle", "--without-gossip", "-n", name]
-        process = _start([*args, "--include", "segmentation.tasks_exports"], log, tmp_path / "media", extra_env)
+        process = _start(args, log, tmp_path / "media", extra_env)
         started.append(process)
         wait_for(lambda: process.poll() is not None or b"ready." in log.read_bytes(), what="the worker", log=log)
         assert process.poll() is None, log.read_text()[-3000:]
