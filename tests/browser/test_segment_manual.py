@@ -58,8 +58,11 @@ def test_drag_three_customers_in_and_one_out(admin_page, live_server, segment, p
     for person in people[:3]:
         search.locator(f"li[data-customer='{person.pk}'] .seg-pick").check()
     before = members.get_attribute("data-loaded")
+    before_search = search.get_attribute("data-loaded")
     search.locator(f"li[data-customer='{people[0].pk}']").drag_to(members)
+    # Both lists reload in parallel after a change; wait for each before reading it.
     _wait_reload(page, "seg-members-list", before)
+    _wait_reload(page, "seg-search-list", before_search)
     page.wait_for_function("document.getElementById('seg-member-count').textContent === '3'")
     assert _members(segment) == {p.pk for p in people[:3]}
     assert members.locator("li[data-customer]").count() == 3
