@@ -91,8 +91,10 @@ def test_buttons_search_and_add_all(admin_page, live_server, segment, people):
 
     search.locator(f"li[data-customer='{people[3].pk}'] .seg-pick").check()
     before = members.get_attribute("data-loaded")
+    before_search = search.get_attribute("data-loaded")
     page.click("#seg-add-selected")
     _wait_reload(page, "seg-members-list", before)
+    _wait_reload(page, "seg-search-list", before_search)
     assert _members(segment) == {people[3].pk}
 
     page.fill("#seg-search-form input[name=country]", "US")
@@ -101,8 +103,10 @@ def test_buttons_search_and_add_all(admin_page, live_server, segment, people):
     _wait_reload(page, "seg-search-list", before)
     assert search.locator("li[data-customer]").count() == 2
     before = members.get_attribute("data-loaded")
+    before_search = search.get_attribute("data-loaded")
     page.click("#seg-add-all")
     _wait_reload(page, "seg-members-list", before)
+    _wait_reload(page, "seg-search-list", before_search)
     assert _members(segment) == {people[3].pk, people[2].pk, people[4].pk}
 
     members.locator(f"li[data-customer='{people[3].pk}'] .seg-pick").check()

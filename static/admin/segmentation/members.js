@@ -78,9 +78,13 @@
     var after = l.cursors[l.page];
     if (after !== null) params.after = after;
     var sep = l.url.indexOf("?") >= 0 ? "&" : "?";
+    // Responses can arrive out of order (a reload after a change, then a new search): only the
+    // latest request of each list may draw it.
+    var seq = (l.seq = (l.seq || 0) + 1);
     return fetch(l.url + sep + query(params), { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { return r.json(); })
       .then(function (data) {
+        if (seq !== l.seq) return;
         var items = data.results.map(function (c) { return row(c, which); });
         if (!items.length) {
           var empty = h("li", "seg-list-empty", which === "search" ? "No customers match this search." : "No members yet. Drag customers here.");
