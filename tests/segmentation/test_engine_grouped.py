@@ -1,0 +1,136 @@
+"""Sibling conditions over one event set share one grouped subquery (compiler fast path).
+
+`members` asserts compiler == evaluator and the exact complement; these cases also check that
+the merge happened (one GROUP BY in the SQL) so the fast path is what the comparison covers.
+"""
+
+import pytest
+
+from customers.models import Customer
+from segmentation.engine import compile_definition
+from tests.segmentation.engine_fixtures import NOW, REGISTRY, ago, customer, event, members
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def buyers():
+    loyal = customer(email="loyal@x.com")
+    lapsed = customer(email="lapsed@x.com")
+    few = customer(email="few@x.com")
+    never = customer(email="never@x.com")
+    for days in (1, 20, 40, 60, 80):
+        event(loyal, "Order Completed", ago(days=days), properties={"revenue": 300})
+    for days in (100, 120, 140, 160, 180, 200):
+        event(lapsed, "Order Completed", ago(days=days), properties={"revenue": "0.1"})
+    event(few, "Order Completed", ago(days=2), properties={"revenue": 0.2})
+    event(few, "Order Completed", ago(days=-1), properties={"revenue": 5000})  # future: ignored
+    for days in range(1, 4):
+        event(few, "Page Viewed", ago(days=days))
+        event(never, "Page Viewed", ago(days=days + 30))
+    return {"loyal": loyal.pk, "lapsed": lapsed.pk, "few": few.pk, "never": never.pk}
+
+
+def attr(name, operator, value=None):
+    node = {"attribute": name, "operator": operator}
+    if value is not None:
+        node["value"] = value
+    return node
+
+
+def group_by_count(definition) -> int:
+    sql = str(Customer.objects.filter(compile_definition(definition, now=NOW, registry=REGISTRY)).query)
+    return sql.upper().count("GROUP BY")
+
+
+CASES = [
+    # loyal-customers and at-risk-customers
+    (
+        {
+            "match": "all",
+            "conditions": [attr("orders_count", "at_least", 5), attr("last_order_at", "less_than_days_ago", 90)],
+        },
+        {"loyal"},
+        1,
+    ),
+    (
+        {
+            "match": "all",
+            "conditions": [attr("orders_count", "at_least", 1), attr("last_order_at", "more_than_days_ago", 90)],
+        },
+        {"lapsed"},
+        1,
+    ),
+    # count, sum and max of the same orders; one of them true at zero stays correlated
+    (
+        {
+            "match": "any",
+            "conditions": [attr("total_spent", "at_least", 1000), attr("orders_count", "is", 6)],
+        },
+        {"loyal", "lapsed"},
+        1,
+    ),
+    (
+        {
+            "match": "all",
+            "conditions": [attr("total_spent", "more_than", 0.5), attr("orders_count", "less_than", 2)],
+        },
+        set(),
+        2,
+    ),
+    (
+        {
+            "match": "all",
+            "conditions": [attr("total_spent", "between", [0.1, 0.3]), attr("last_order_at", "has_any_value")],
+        },
+        {"few"},
+        1,
+    ),
+    # two windowed counts of one event condition
+    (
+        {
+            "match": "any",
+            "conditions": [
+                {"event": "Page Viewed", "within": {"last_days": 30}, "count": {"operator": "at_least", "value": 3}},
+                {"event": "Page Viewed", "within": {"last_days": 30}, "count": {"operator": "is", "value": 1}},
+            ],
+        },
+        {"few"},
+        1,
+    ),
+    # different event sets are not merged
+    (
+        {
+            "match": "all",
+            "conditions": [
+                {"event": "Page Viewed", "count": {"operator": "at_least", "value": 3}},
+                attr("orders_count", "at_least", 1),
+            ],
+        },
+        {"few"},
+        2,
+    ),
+    # a negated sibling is compiled on its own, negated group merges inside
+    (
+        {
+            "match": "all",
+            "conditions": [
+                attr("orders_count", "is_not", 5),
+                {
+                    "match": "all",
+                    "negate": True,
+                    "conditions": [attr("orders_count", "at_least", 1), attr("last_order_at", "less_than_days_ago", 7)],
+                },
+            ],
+        },
+        {"lapsed", "never"},
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(("definition", "expected", "group_bys"), CASES)
+def test_merged_grouped_conditions_agree_with_the_evaluator(buyers, definition, expected, group_bys):
+    assert members(definition, registry=REGISTRY) == {buyers[name] for name in expected}
+    if group_bys is not None:
+        assert group_by_count(definition) == group_bys
