@@ -50,7 +50,7 @@ from segmentation.services import (  # noqa: E402
     segment_request_recompute,
     segments_sweep,
 )
-from segmentation.services.sql import apply_staged, stage_drop  # noqa: E402
+from segmentation.services.sql import apply_staged, recompute_session, stage_drop  # noqa: E402
 
 NOW = dt.datetime(2026, 6, 15, 12, 0, tzinfo=dt.UTC)
 EVENT_NAMES = [
@@ -252,49 +252,122 @@ def p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
-def product_run(segment: Segment, now: dt.datetime) -> tuple[float, dict]:
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu(pid: int, children: bool = False) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # utime, stime are fields 14, 15 of stat; cutime, cstime 16, 17 (index from the state field = 3)
+    first = 13 if children else 11
+    return (int(fields[first]) + int(fields[first + 1])) / _TICKS
+
+
+def _postmaster_pid() -> int:
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        backend = cur.fetchone()[0]
+    return int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+class Meter:
+    """Wall and CPU seconds of a block: this Python process, its PostgreSQL backend, and the
+    postmaster's reaped children (parallel workers; also any other client's exited backends, so
+    read it as an upper bound on a shared machine)."""
+
+    def __init__(self):
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            self.backend = cur.fetchone()[0]
+        self.postmaster = _postmaster_pid()
+
+    def __enter__(self):
+        self.start = self._now()
+        return self
+
+    def _now(self):
+        return (
+            time.monotonic(),
+            time.process_time(),
+            _proc_cpu(self.backend),
+            _proc_cpu(self.postmaster, children=True),
+        )
+
+    def __exit__(self, *exc):
+        end = self._now()
+        self.wall, self.py, self.pg, self.workers = (b - a for a, b in zip(self.start, end, strict=True))
+
+    @property
+    def cpu(self) -> float:
+        return self.py + self.pg + self.workers
+
+    def __str__(self):
+        return (
+            f"wall {self.wall:.2f} s, CPU {self.cpu:.2f} s (Python {self.py:.2f}, PostgreSQL backend "
+            f"{self.pg:.2f}, parallel workers <= {self.workers:.2f}), load {os.getloadavg()[0]:.2f}"
+        )
+
+
+def product_run(segment: Segment, now: dt.datetime) -> tuple[Meter, dict]:
     version = segment_request_recompute(segment=segment, reason="scheduled", enqueue=False)
-    started = time.monotonic()
-    result = segment_recompute(segment_id=segment.pk, version=version, reason="scheduled", now=now)
-    return time.monotonic() - started, result
+    with Meter() as meter:
+        result = segment_recompute(segment_id=segment.pk, version=version, reason="scheduled", now=now)
+    return meter, result
 
 
-def floor_run(segment: Segment, sql: str, now: dt.datetime) -> float:
+def floor_run(segment: Segment, sql: str, now: dt.datetime) -> Meter:
     """Hand-written SELECT, then the product's own stage/diff/apply statements, in one transaction."""
+    with Meter() as meter:
+        _floor_apply(segment, sql, now)
+    return meter
+
+
+def _floor_apply(segment: Segment, sql: str, now: dt.datetime) -> None:
     from segmentation.models import Snapshot
 
-    started = time.monotonic()
     with transaction.atomic():
         Segment.objects.filter(pk=segment.pk).update(applied_version=segment.applied_version)
+        recompute_session()
         with connection.cursor() as cur:
             cur.execute("DROP TABLE IF EXISTS tessera_segment_stage")
             cur.execute("CREATE TEMPORARY TABLE tessera_segment_stage (customer_id bigint PRIMARY KEY)")
             cur.execute(f"INSERT INTO tessera_segment_stage (customer_id) {sql}", {"now": now})
+            size = cur.rowcount
             cur.execute("ANALYZE tessera_segment_stage")
         snapshot = Snapshot.objects.create(segment=segment, reason="scheduled", started_at=now, finished_at=now, size=0)
-        apply_staged(segment_id=segment.pk, at=now, reason="scheduled", detail={}, snapshot_id=snapshot.pk)
+        apply_staged(segment_id=segment.pk, at=now, reason="scheduled", detail={}, snapshot_id=snapshot.pk, size=size)
         stage_drop()
-    return time.monotonic() - started
 
 
 def bench_recompute(runs: int, keys: list[str]) -> None:
-    print("\nFull recompute (seconds): first run | product median / p95 | floor median / p95 | ratio p95")
+    print(
+        "\nFull recompute, wall seconds: first run | product median / p95 | floor median / p95 | ratio p95"
+        "\n  then median CPU seconds (Python + PostgreSQL backend + parallel workers) product / floor, load average"
+    )
     segments = list(Segment.objects.filter(prebuilt=True).order_by("key"))
     mixed = Segment.objects.filter(key="bench-mixed").first() or segment_create(
         name="Bench mixed", key="bench-mixed", definition=MIXED
     )
     for segment in [*segments, mixed]:
+        if keys and segment.key not in keys:
+            continue
         segment.refresh_from_db()
         first, result = product_run(segment, NOW)
-        times = [product_run(segment, NOW + dt.timedelta(minutes=15 * i))[0] for i in range(1, runs + 1)]
-        floor = [
-            floor_run(segment, FLOORS[segment.key], NOW + dt.timedelta(minutes=15 * i)) for i in range(1, runs + 1)
-        ]
+        product, floor = [], []
+        for i in range(1, runs + 1):
+            # interleaved, so both see the same load
+            now = NOW + dt.timedelta(minutes=15 * i)
+            product.append(product_run(segment, now)[0])
+            floor.append(floor_run(segment, FLOORS[segment.key], now))
+        times, floor_times = [m.wall for m in product], [m.wall for m in floor]
         size = Segment.objects.get(pk=segment.pk).member_count
         print(
-            f"  {segment.key:26} {size:>9,} members | first {first:6.2f} | "
+            f"  {segment.key:26} {size:>9,} members | first {first.wall:6.2f} | "
             f"{statistics.median(times):6.2f} / {p95(times):6.2f} | "
-            f"{statistics.median(floor):6.2f} / {p95(floor):6.2f} | x{p95(times) / max(p95(floor), 1e-6):.2f}"
+            f"{statistics.median(floor_times):6.2f} / {p95(floor_times):6.2f} | "
+            f"x{p95(times) / max(p95(floor_times), 1e-6):.2f} | CPU "
+            f"{statistics.median(m.cpu for m in product):5.2f} / {statistics.median(m.cpu for m in floor):5.2f} | "
+            f"load {os.getloadavg()[0]:.2f}",
+            flush=True,
         )
 
 

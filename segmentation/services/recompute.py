@@ -26,7 +26,7 @@ from segmentation.models import Membership, Reason, Segment, Snapshot
 from segmentation.selectors import segments_in_dependency_order
 
 from .jobs import job_finish, job_progress, job_start
-from .sql import apply_staged, stage_drop, stage_members, stage_replace
+from .sql import apply_staged, recompute_session, stage_drop, stage_members, stage_replace
 
 logger = logging.getLogger(__name__)
 
@@ -123,13 +123,19 @@ def segment_recompute(
             )
             if not claimed:
                 raise _Stale
-            stage_members(Customer.objects.filter(compile_definition(segment.definition, now=now)))
-            _recheck_touched(segment, now)
+            recompute_session()
+            size = stage_members(Customer.objects.filter(compile_definition(segment.definition, now=now)))
+            size += _recheck_touched(segment, now)
             snapshot = Snapshot.objects.create(
                 segment=segment, version=version, reason=reason, started_at=now, finished_at=now, size=0
             )
             counts = apply_staged(
-                segment_id=segment.pk, at=now, reason=reason, detail={"version": version}, snapshot_id=snapshot.pk
+                segment_id=segment.pk,
+                at=now,
+                reason=reason,
+                detail={"version": version},
+                snapshot_id=snapshot.pk,
+                size=size,
             )
             stage_drop()
             duration_ms = int((time.monotonic() - started) * 1000)
@@ -164,22 +170,23 @@ def segment_recompute(
     return _result(segment, version, "applied", snapshot_id=snapshot.pk, duration_ms=duration_ms, **counts)
 
 
-def _recheck_touched(segment: Segment, now) -> None:
+def _recheck_touched(segment: Segment, now) -> int:
     """Re-check customers touched since the run's `now` (decisions 27).
 
     A run evaluates at `now`, captured before it waited for the lock (or at the start of a
     sweep), and ignores events after it. An event newer than `now` whose incremental
     re-evaluation already applied would be undone: its customer's `last_seen_at` (indexed)
     is later than `now`, so those customers are evaluated again at the current time.
-    Attribute changes need no re-check: the staged set already read them.
+    Attribute changes need no re-check: the staged set already read them. Returns the change in
+    the staged count.
     """
     from segmentation.engine import compile_definition
 
     current = timezone.now()
     if current <= now:
-        return
+        return 0
     touched = Customer.objects.filter(last_seen_at__gt=now, last_seen_at__lte=current)
-    stage_replace(touched=touched, matching=touched.filter(compile_definition(segment.definition, now=current)))
+    return stage_replace(touched=touched, matching=touched.filter(compile_definition(segment.definition, now=current)))
 
 
 # ------------------------------------------------------------------------------
