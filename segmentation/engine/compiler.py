@@ -432,6 +432,11 @@ def total(events, agg, operator: str, value, *, set_key: tuple = (), integer: bo
     """A NUM_OP on a count or sum that is 0 for customers without matching events (decisions 2)."""
     if not V.compare(operator, V.to_number(0), value):
         return Grouped(set_key, events, agg, lambda e: num_predicate(e, operator, value, integer=integer))
+    if integer and operator != "is_not" and not V.compare(operator, V.to_number(1), value):
+        # A count range holding 0 but not 1 holds for exactly the customers without matching
+        # events ("did not perform"): NOT EXISTS, which PostgreSQL runs as one hash anti-join
+        # instead of a correlated count per customer.
+        return ~Q(Exists(events.filter(customer_id=OuterRef("pk"))))
     per_customer = (
         events.filter(customer_id=OuterRef("pk")).order_by().values("customer_id").annotate(agg_value=agg)
     ).values("agg_value")

@@ -134,3 +134,27 @@ def test_merged_grouped_conditions_agree_with_the_evaluator(buyers, definition, 
     assert members(definition, registry=REGISTRY) == {buyers[name] for name in expected}
     if group_bys is not None:
         assert group_by_count(definition) == group_bys
+
+
+DID_NOT = [
+    (attr("orders_count", "is", 0), {"never"}),
+    (attr("orders_count", "at_most", 0.5), {"never"}),
+    (attr("orders_count", "less_than", 1), {"never"}),
+    (attr("orders_count", "between", [-1, 0.9]), {"never"}),
+    (attr("orders_count", "less_than", 1.5), {"never", "few"}),
+    (attr("orders_count", "is_not", 1), {"never", "loyal", "lapsed"}),
+    (
+        {"event": "Page Viewed", "within": {"last_days": 30}, "count": {"operator": "is", "value": 0}},
+        {"loyal", "lapsed", "never"},
+    ),
+    ({"event": "Page Viewed", "count": {"operator": "at_most", "value": 0}}, {"loyal", "lapsed"}),
+]
+
+
+@pytest.mark.parametrize(("condition", "expected"), DID_NOT)
+def test_counts_true_only_at_zero_compile_to_not_exists(buyers, condition, expected):
+    definition = {"match": "all", "conditions": [condition]}
+    assert members(definition, registry=REGISTRY) == {buyers[name] for name in expected}
+    sql = str(Customer.objects.filter(compile_definition(definition, now=NOW, registry=REGISTRY)).query).upper()
+    zero_only = condition.get("count", condition).get("operator") not in ("is_not",) and expected != {"never", "few"}
+    assert ("EXISTS" in sql and "GROUP BY" not in sql) == zero_only
