@@ -94,3 +94,11 @@ def members(definition: dict, *, now: dt.datetime = NOW, registry=None, validate
 
 def one(condition: dict) -> dict:
     return {"match": "all", "conditions": [condition]}
+
+
+def attr(name: str, operator: str, value=None) -> dict:
+    """An attribute condition node."""
+    node = {"attribute": name, "operator": operator}
+    if value is not None:
+        node["value"] = value
+    return node

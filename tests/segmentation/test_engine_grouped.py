@@ -8,7 +8,7 @@ import pytest
 
 from customers.models import Customer
 from segmentation.engine import compile_definition
-from tests.segmentation.engine_fixtures import NOW, REGISTRY, ago, customer, event, members
+from tests.segmentation.engine_fixtures import NOW, REGISTRY, ago, attr, customer, event, members
 
 pytestmark = pytest.mark.django_db
 
@@ -29,13 +29,6 @@ def buyers():
         event(few, "Page Viewed", ago(days=days))
         event(never, "Page Viewed", ago(days=days + 30))
     return {"loyal": loyal.pk, "lapsed": lapsed.pk, "few": few.pk, "never": never.pk}
-
-
-def attr(name, operator, value=None):
-    node = {"attribute": name, "operator": operator}
-    if value is not None:
-        node["value"] = value
-    return node
 
 
 def group_by_count(definition) -> int:
