@@ -81,12 +81,6 @@ MIXED = {
 # ------------------------------------------------------------------------------
 E = "customers_event"
 C = "customers_customer"
-NUMERIC = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$"
-REVENUE = (
-    "CASE WHEN jsonb_typeof(e.properties->'revenue') = 'number' THEN (e.properties->>'revenue')::numeric "
-    f"WHEN jsonb_typeof(e.properties->'revenue') = 'string' AND e.properties->>'revenue' ~ '{NUMERIC}' "
-    "THEN (e.properties->>'revenue')::numeric END"
-)
 
 
 def _orders(having: str) -> str:
@@ -104,7 +98,8 @@ FLOORS = {
         "AND e.timestamp <= %(now)s)"
     ),
     "returning-customers": _orders("count(*) >= 2"),
-    "high-value-customers": _orders(f"round(coalesce(sum({REVENUE}), 0), 6) >= 1000"),
+    # e.revenue is the stored numeric reading of properties.revenue (customers.Event.revenue).
+    "high-value-customers": _orders("round(coalesce(sum(e.revenue), 0), 6) >= 1000"),
     "cart-abandoners": (
         f"SELECT DISTINCT a.customer_id FROM {E} a WHERE a.name = 'Product Added' "
         "AND a.timestamp > %(now)s - interval '7 days' AND a.timestamp <= %(now)s "
