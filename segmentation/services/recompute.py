@@ -305,7 +305,7 @@ def sweep_concurrency() -> int:
     """
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return 1
-    return max(1, int(getattr(settings, "TESSERA_SWEEP_CONCURRENCY", 2)))
+    return max(1, settings.TESSERA_SWEEP_CONCURRENCY)
 
 
 def segments_sweep(*, scope: str = "all", now=None, job_id: int | None = None) -> dict:
