@@ -406,9 +406,17 @@ class Grouped:
     def __init__(self, key: tuple, events, agg, predicate):
         self.key = key
         self.events = events
-        self.parts = [(agg, predicate)]
+        # agg None: "performed at least once", true for every group of a grouped subquery
+        self.parts = [] if agg is None else [(agg, predicate)]
+        self.performed = agg is None
+
+    def merge(self, other: Grouped) -> None:
+        self.parts.extend(other.parts)
+        self.performed = self.performed or other.performed
 
     def q(self, combine=op.and_) -> Q:
+        if not self.parts or (self.performed and combine is op.or_):
+            return Q(pk__in=self.events.values("customer_id"))
         annotations = {f"agg_{i}": agg for i, (agg, _) in enumerate(self.parts)}
         having = reduce(combine, [predicate(F(f"agg_{i}")) for i, (_, predicate) in enumerate(self.parts)])
         rows = self.events.order_by().values("customer_id").annotate(**annotations).filter(having)
@@ -428,7 +436,7 @@ def _merge_grouped(parts: list, combine) -> list[Q]:
     for part in parts:
         if isinstance(part, Grouped):
             if part.key in merged:
-                merged[part.key].parts.extend(part.parts)
+                merged[part.key].merge(part)
                 continue
             merged[part.key] = part
         out.append(part)
@@ -438,6 +446,10 @@ def _merge_grouped(parts: list, combine) -> list[Q]:
 def total(events, agg, operator: str, value, *, set_key: tuple = (), integer: bool = False) -> Q | Grouped:
     """A NUM_OP on a count or sum that is 0 for customers without matching events (decisions 2)."""
     if not V.compare(operator, V.to_number(0), value):
+        if integer and operator in ("at_least", "more_than") and V.compare(operator, V.to_number(1), value):
+            # "at least once": alone a semi-join, no grouping (PostgreSQL may probe the index per
+            # customer); merged with a sibling over the same events it adds nothing to an AND
+            return Grouped(set_key, events, None, None)
         return Grouped(set_key, events, agg, lambda e: num_predicate(e, operator, value, integer=integer))
     if integer and operator != "is_not" and not V.compare(operator, V.to_number(1), value):
         # A count range holding 0 but not 1 holds for exactly the customers without matching

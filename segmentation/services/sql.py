@@ -15,6 +15,7 @@ from django.db import connection
 from segmentation.models import LedgerEntry, Membership
 
 STAGE = "tessera_segment_stage"
+RECOMPUTE_WORK_MEM = "128MB"
 
 
 def _q(name: str) -> str:
@@ -34,12 +35,15 @@ def recompute_session() -> None:
 
     PostgreSQL's JIT compiles every query whose estimated cost passes `jit_above_cost`; at a
     million profiles nearly every segment query does, and compiling costs 0.1-0.5 s of CPU per
-    query while the queries are I/O- and hash-bound (bench/RESULTS.md). `SET LOCAL` ends with
-    the transaction.
+    query while the queries are I/O- and hash-bound (bench/RESULTS.md). A larger `work_mem`
+    keeps per-customer grouping in memory. `SET LOCAL` ends with the transaction.
     """
     if connection.vendor == "postgresql":
         with connection.cursor() as cur:
             cur.execute("SET LOCAL jit = off")
+            # Grouping a million customers needs ~50-100 MB of hash table; with the default 4 MB
+            # the HashAggregate spills to 16+ temporary-file partitions.
+            cur.execute(f"SET LOCAL work_mem = '{RECOMPUTE_WORK_MEM}'")
 
 
 def stage_members(queryset) -> int:

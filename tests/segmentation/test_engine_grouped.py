@@ -91,6 +91,23 @@ CASES = [
         {"few"},
         1,
     ),
+    # "at least once" merged into a sibling: nothing for AND, everything for OR
+    (
+        {
+            "match": "any",
+            "conditions": [attr("orders_count", "at_least", 1), attr("total_spent", "more_than", 1000)],
+        },
+        {"loyal", "lapsed", "few"},
+        0,
+    ),
+    (
+        {
+            "match": "all",
+            "conditions": [attr("orders_count", "more_than", 0), attr("total_spent", "at_most", 1)],
+        },
+        {"lapsed", "few"},
+        1,
+    ),
     # different event sets are not merged
     (
         {
@@ -101,7 +118,7 @@ CASES = [
             ],
         },
         {"few"},
-        2,
+        1,  # the second is a semi-join
     ),
     # a negated sibling is compiled on its own, negated group merges inside
     (
@@ -151,3 +168,21 @@ def test_counts_true_only_at_zero_compile_to_not_exists(buyers, condition, expec
     sql = str(Customer.objects.filter(compile_definition(definition, now=NOW, registry=REGISTRY)).query).upper()
     zero_only = condition.get("count", condition).get("operator") not in ("is_not",) and expected != {"never", "few"}
     assert ("EXISTS" in sql and "GROUP BY" not in sql) == zero_only
+
+
+PERFORMED = [
+    ({"event": "Page Viewed", "count": {"operator": "at_least", "value": 1}}, {"few", "never"}, True),
+    ({"event": "Page Viewed", "count": {"operator": "more_than", "value": 0}}, {"few", "never"}, True),
+    (attr("orders_count", "at_least", 0.5), {"loyal", "lapsed", "few"}, True),
+    (attr("orders_count", "more_than", 0.9), {"loyal", "lapsed", "few"}, True),
+    ({"event": "Page Viewed", "count": {"operator": "at_least", "value": 2}}, {"few", "never"}, False),
+    ({"event": "Page Viewed", "count": {"operator": "is", "value": 1}}, set(), False),
+    (attr("total_spent", "more_than", 0), {"loyal", "lapsed", "few"}, False),
+]
+
+
+@pytest.mark.parametrize(("condition", "expected", "semi_join"), PERFORMED)
+def test_counts_of_at_least_once_compile_to_a_semi_join(buyers, condition, expected, semi_join):
+    definition = {"match": "all", "conditions": [condition]}
+    assert members(definition, registry=REGISTRY) == {buyers[name] for name in expected}
+    assert (group_by_count(definition) == 0) == semi_join
