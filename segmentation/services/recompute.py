@@ -188,7 +188,8 @@ def _recheck_touched(segment: Segment, now) -> int:
     if current <= now:
         return 0
     touched = Customer.objects.filter(last_seen_at__gt=now, last_seen_at__lte=current)
-    return stage_replace(touched=touched, matching=touched.filter(compile_definition(segment.definition, now=current)))
+    q = compile_definition(segment.definition, now=current, customer_ids=touched.values("pk"))
+    return stage_replace(touched=touched, matching=touched.filter(q))
 
 
 # ------------------------------------------------------------------------------

@@ -186,3 +186,27 @@ def test_counts_of_at_least_once_compile_to_a_semi_join(buyers, condition, expec
     definition = {"match": "all", "conditions": [condition]}
     assert members(definition, registry=REGISTRY) == {buyers[name] for name in expected}
     assert (group_by_count(definition) == 0) == semi_join
+
+
+def test_limiting_to_some_customers_keeps_their_verdicts(buyers):
+    """compile_definition(customer_ids=...) (incremental re-evaluation) agrees with the full query."""
+    customer(email="tagged@x.com", tags=["VIP"])
+    conditions = [d for d, _, _ in CASES]
+    conditions += [{"match": "all", "conditions": [c]} for c, *_ in DID_NOT + PERFORMED]
+    conditions += [
+        {"match": "all", "conditions": [attr("tags", "contains", "vip")]},
+        {"match": "any", "conditions": [attr("tags", "has_any_value"), attr("orders_count", "at_most", 5)]},
+    ]
+    everyone = list(Customer.objects.values_list("pk", flat=True))
+    subsets = [[buyers["loyal"], buyers["few"]], [buyers["never"]], everyone[-2:]]
+    for definition in conditions:
+        full = set(
+            Customer.objects.filter(compile_definition(definition, now=NOW, registry=REGISTRY)).values_list(
+                "pk", flat=True
+            )
+        )
+        for subset in subsets:
+            for ids in (subset, Customer.objects.filter(pk__in=subset).values("pk")):
+                q = compile_definition(definition, now=NOW, registry=REGISTRY, customer_ids=ids)
+                limited = set(Customer.objects.filter(pk__in=subset).filter(q).values_list("pk", flat=True))
+                assert limited == full & set(subset), definition
