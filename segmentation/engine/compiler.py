@@ -145,38 +145,9 @@ class _Context:
 
     def group(self, node: dict) -> Q:
         combine = {"all": op.and_, "any": op.or_}[node["match"]]
-        leaves = [self.leaf(child) for child in node["conditions"]]
-        if node["match"] == "all":
-            self.narrow(node["conditions"], leaves)
-        parts = _merge_grouped(leaves, combine)
+        parts = _merge_grouped([self.leaf(child) for child in node["conditions"]], combine)
         q = reduce(combine, parts) if parts else TRUE_Q
         return ~q if node.get("negate") else q
-
-    def narrow(self, conditions: list[dict], leaves: list) -> None:
-        """In an `all` group, limit the events of grouped siblings to the customers that pass the
-        group's equality conditions on stored attributes (`country is PL`, `custom.plan is pro`).
-
-        Exact: a customer failing those is not a member whatever the grouped part says. Fast: the
-        per-customer aggregate then hashes only the selected customers' events instead of every
-        customer's (about 2x on the benchmark's 3-condition segment, bench/RESULTS.md).
-        """
-        grouped_parts = [part for part in leaves if isinstance(part, Grouped)]
-        if not grouped_parts:
-            return
-        selective = [
-            self.attribute(c)
-            for c in conditions
-            if "attribute" in c and c["operator"] in ("is", "is_any_of") and self.stored(c["attribute"])
-        ]
-        if not selective:
-            return
-        ids = Customer.objects.filter(reduce(op.and_, selective)).values("pk")
-        for part in grouped_parts:
-            part.events = part.events.filter(customer_id__in=ids)
-
-    def stored(self, name: str) -> bool:
-        field = field_for(name, self.registry)
-        return field is not None and (field.kind == "profile" or (field.kind == "custom" and field.type != "list"))
 
     def leaf(self, node: dict) -> Q | Grouped:
         """Like node(), but a condition over one grouped event set stays a Grouped, so that the

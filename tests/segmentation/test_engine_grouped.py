@@ -210,30 +210,3 @@ def test_limiting_to_some_customers_keeps_their_verdicts(buyers):
                 q = compile_definition(definition, now=NOW, registry=REGISTRY, customer_ids=ids)
                 limited = set(Customer.objects.filter(pk__in=subset).filter(q).values_list("pk", flat=True))
                 assert limited == full & set(subset), definition
-
-
-NARROWED = [
-    ([attr("email", "is", "LOYAL@x.com"), attr("orders_count", "at_least", 5)], {"loyal"}, True),
-    ([attr("email", "is_any_of", ["few@x.com", "never@x.com"]), attr("orders_count", "is", 1)], {"few"}, True),
-    (
-        [
-            attr("email", "is_any_of", ["few@x.com", "never@x.com"]),
-            {"event": "Page Viewed", "count": {"operator": "at_least", "value": 1}},
-        ],
-        {"few", "never"},
-        True,
-    ),
-    # negative and non-equality siblings do not narrow
-    ([attr("email", "is_not", "few@x.com"), attr("orders_count", "at_most", 1)], {"never"}, False),
-    ([attr("email", "contains", "few"), attr("orders_count", "at_least", 1)], {"few"}, False),
-    # a grouped part true at zero is not narrowed (it is correlated already)
-    ([attr("email", "is", "never@x.com"), attr("orders_count", "less_than", 3)], {"never"}, False),
-]
-
-
-@pytest.mark.parametrize(("conditions", "expected", "narrowed"), NARROWED)
-def test_equality_siblings_narrow_the_grouped_events(buyers, conditions, expected, narrowed):
-    definition = {"match": "all", "conditions": conditions}
-    assert members(definition, registry=REGISTRY) == {buyers[name] for name in expected}
-    sql = str(Customer.objects.filter(compile_definition(definition, now=NOW, registry=REGISTRY)).query)
-    assert (sql.count('FROM "customers_customer"') > 1) == narrowed
