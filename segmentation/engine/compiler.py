@@ -26,7 +26,13 @@ Assumptions and choices:
   places before comparison (decisions 4).
 - Counts and sums are total (decisions 2): a comparison false at 0 compiles to
   `pk IN (grouped subquery HAVING ...)` over the (name, timestamp, customer) index; one true at 0
-  to a correlated `COALESCE((subquery), 0)` over (customer, name, timestamp).
+  to a correlated `COALESCE((subquery), 0)` over (customer, name, timestamp). Counts true only at 0
+  ("did not perform") are `NOT EXISTS`; counts true from 1 up ("at least once") are a semi-join.
+- Sibling conditions of a group over the same event set share ONE grouped subquery (`Grouped`,
+  `_merge_grouped`): `orders_count at_least 5` and `last_order_at less_than_days_ago 90` scan the
+  orders once with `HAVING count(*) >= 5 AND max(timestamp) > ...`.
+- `properties.revenue` is read from the stored `Event.revenue` (same expression, computed on
+  write), which the (name, timestamp, customer) index INCLUDEs on PostgreSQL.
 - `avg`/`min`/`max` over no values are unknown and match nothing, `is_not` included (the spec's
   aggregate rule is the more precise one).
 - `age` compiles to birth_date bounds (values.age_at_least_bound), so no date arithmetic in SQL.
@@ -42,8 +48,9 @@ Plans on PostgreSQL 15, 1M customers / 5M events, 2 busy cores (EXPLAIN ANALYZE)
   carries no `id IS NOT NULL` guard, which is what makes the scan index-only.
 - true-at-zero counts on a 100k-customer slice: correlated index-only probes of
   (customer, name, timestamp), about 0.02 ms each.
-- `total_spent` must read every order's JSON (heap), so it scales with the number of orders
-  (about 7 s for 625k orders here); JIT compilation adds up to a second on such queries.
+- `total_spent` read every order's JSON (heap), about 7 s for 625k orders; with `Event.revenue`
+  in the index it is an index-only scan (0.7 s for 500k orders at 1M / 10M, docs/indexes.md).
+  Recompute transactions turn JIT off (services/sql.py).
 """
 
 from __future__ import annotations
@@ -157,7 +164,7 @@ class _Context:
             if field is not None and field.key in EVENT_ATTRIBUTES:
                 return self.event_attribute(field.key, node["operator"], node.get("value"))
         if "event" in node:
-            return self.event(node, merge=True)
+            return self.event(node)
         return self.node(node)
 
     def segment(self, node: dict) -> Q:
@@ -292,7 +299,7 @@ class _Context:
             return text_test(JsonText(column, keys), operator, value)
         return number_test(event_number(column, *keys), operator, value)
 
-    def event(self, node: dict, merge: bool = False) -> Q | Grouped:
+    def event(self, node: dict) -> Q | Grouped:
         events = self.events().filter(self.event_filter(node))
         for key, negated in (("followed_by", False), ("not_followed_by", True)):
             if key in node:
