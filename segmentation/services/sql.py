@@ -36,7 +36,8 @@ def recompute_session() -> None:
     PostgreSQL's JIT compiles every query whose estimated cost passes `jit_above_cost`; at a
     million profiles nearly every segment query does, and compiling costs 0.1-0.5 s of CPU per
     query while the queries are I/O- and hash-bound (bench/RESULTS.md). A larger `work_mem`
-    keeps per-customer grouping in memory. `SET LOCAL` ends with the transaction.
+    keeps per-customer grouping in memory; parallel query is off (below). `SET LOCAL` ends with
+    the transaction.
     """
     if connection.vendor == "postgresql":
         with connection.cursor() as cur:
@@ -44,6 +45,10 @@ def recompute_session() -> None:
             # Grouping a million customers needs ~50-100 MB of hash table; with the default 4 MB
             # the HashAggregate spills to 16+ temporary-file partitions.
             cur.execute(f"SET LOCAL work_mem = '{RECOMPUTE_WORK_MEM}'")
+            # Parallel plans of these queries build the same non-parallel HashAggregate in every
+            # participant (loyal-customers: 1.15 s with 2 workers, 0.50 s without, at 1M / 10M),
+            # and sweeps already keep the cores busy with one recompute per connection.
+            cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
 def stage_members(queryset) -> int:
