@@ -1,11 +1,13 @@
 """Segment recompute benchmark (issue 4, "Performance"; decisions 49, 50).
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/segments_bench REDIS_URL=redis://127.0.0.1:6379/2 \\
-        .venv/bin/python bench/segments.py --customers 1000000 --events 10000000
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/segments_bench REDIS_URL=redis://127.0.0.1:6379/14 \\
+        flock /tmp/bench.lock .venv/bin/python -u bench/segments.py --customers 1000000 --events 10000000
 
-Migrates the database, generates profiles and events in SQL (skipped when the database already
-holds that many `bench-` profiles), then prints the machine and, for each pre-built segment and
-a mixed 3-condition segment (profile attribute, custom attribute, windowed event count):
+Migrates the database, loads seeded profiles and events with COPY (about 3.5 minutes at 1M / 10M;
+skipped when the database already holds that many `bench-` profiles, or with `--reuse`, and then
+only VACUUM ANALYZE runs), then prints the machine and, for each pre-built segment and a mixed
+3-condition segment (profile attribute, custom attribute, windowed event count), wall and CPU
+seconds and the load average of:
 - the product's full recompute (compile, stage, diff, apply in one transaction): the first run
   (every member enters) and median / p95 of further runs with `now` advancing 15 minutes each;
 - the hand-written floor: the same semantics in SQL written by hand, staged and applied with
@@ -13,6 +15,7 @@ a mixed 3-condition segment (profile attribute, custom attribute, windowed event
 then a sweep of 100 dynamic segments, the time from an event accepted by the tracking API to
 the membership change with a real worker running, and the worker's peak memory before and
 after it recomputed the largest segment (memory must not follow segment size).
+`--only recompute,sweep,latency` runs some parts, `--segments KEY,...` some segments.
 """
 
 from __future__ import annotations
