@@ -54,18 +54,24 @@ def segments_in_dependency_order(segments: list[Segment]) -> list[Segment]:
     Only references inside `segments` order them; cycles are refused on save, so any leftover
     (an impossible cycle in old data) is appended rather than dropped.
     """
+    return [segment for level in segments_in_dependency_levels(segments) for segment in level]
+
+
+def segments_in_dependency_levels(segments: list[Segment]) -> list[list[Segment]]:
+    """`segments` in levels: each level refers only to segments of earlier levels (or outside
+    `segments`), so the segments of one level can be recomputed in any order, or at once."""
     by_key = {s.key.lower(): s for s in segments}
     pending = {
         k: {d for d in (s.dependencies or {}).get("segments", []) if d in by_key and d != k} for k, s in by_key.items()
     }
-    ordered: list[Segment] = []
+    levels: list[list[Segment]] = []
     while pending:
         ready = sorted(k for k, deps in pending.items() if not deps)
         if not ready:
             ready = sorted(pending)
+        levels.append([by_key[k] for k in ready])
         for k in ready:
-            ordered.append(by_key[k])
             del pending[k]
         for deps in pending.values():
             deps.difference_update(ready)
-    return ordered
+    return levels

@@ -178,6 +178,8 @@ SPECTACULAR_SETTINGS = {
 # ------------------------------------------------------------------------------
 TESSERA_SWEEP_TIME_MINUTES = env.int("TESSERA_SWEEP_TIME_MINUTES", default=15)
 TESSERA_SWEEP_ALL_MINUTES = env.int("TESSERA_SWEEP_ALL_MINUTES", default=60)
+# Segments a sweep recomputes at once on PostgreSQL (one connection each; 1 = one after another).
+TESSERA_SWEEP_CONCURRENCY = env.int("TESSERA_SWEEP_CONCURRENCY", default=2)
 TESSERA_EXPORT_RETENTION_DAYS = env.int("TESSERA_EXPORT_RETENTION_DAYS", default=30)
 TESSERA_EXPORT_ATTEMPTS = env.int("TESSERA_EXPORT_ATTEMPTS", default=3)
 TESSERA_EXPORT_RETRY_BACKOFF = env.int("TESSERA_EXPORT_RETRY_BACKOFF", default=5)

@@ -2,6 +2,48 @@ from django.db import models
 
 from .profiles import Customer, Source
 
+# A numeric string (decisions 4); PostgreSQL's `$` never matches before a trailing newline,
+# Python's does, hence `\Z` on SQLite (the REGEXP there is Python's re).
+NUMERIC_PATTERN_PG = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$"
+NUMERIC_PATTERN_PY = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?\Z"
+
+
+class NumericField(models.Field):
+    """An exact `numeric` on PostgreSQL (no precision limit), REAL on SQLite."""
+
+    def db_type(self, connection):
+        return "numeric" if connection.vendor == "postgresql" else "real"
+
+
+class Revenue(models.Func):
+    """`properties.revenue` as a number: a JSON number or numeric string, else NULL (decisions 4, 5).
+
+    The same value the segment engine's JsonNumber("properties", ["revenue"], strings=True)
+    computes, stored so that `total_spent` and revenue aggregates read it from an index instead of
+    every order's JSON (docs/indexes.md).
+    """
+
+    arity = 0
+    output_field = NumericField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        x = "(properties -> 'revenue')"
+        sql = (
+            f"CASE WHEN jsonb_typeof({x}) = 'number' THEN ({x} #>> '{{}}')::numeric "
+            f"WHEN jsonb_typeof({x}) = 'string' AND ({x} #>> '{{}}') ~ '{NUMERIC_PATTERN_PG}' "
+            f"THEN ({x} #>> '{{}}')::numeric END"
+        )
+        return sql, ()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        path = "'$.\"revenue\"'"
+        sql = (
+            f"CASE WHEN json_type(properties, {path}) IN ('integer', 'real') THEN json_extract(properties, {path}) "
+            f"WHEN json_type(properties, {path}) = 'text' AND json_extract(properties, {path}) "
+            f"REGEXP '{NUMERIC_PATTERN_PY}' THEN CAST(json_extract(properties, {path}) AS REAL) END"
+        )
+        return sql, ()
+
 
 class Event(models.Model):
     """A tracked event (track, page, screen, group) of one customer.
@@ -24,12 +66,14 @@ class Event(models.Model):
     properties = models.JSONField(default=dict, blank=True)
     context = models.JSONField(default=dict, blank=True)
     message_id = models.CharField(max_length=255, null=True, blank=True)
+    revenue = models.GeneratedField(expression=Revenue(), output_field=NumericField(), db_persist=True)
 
     class Meta:
         ordering = ["-timestamp", "-id"]
         indexes = [
             models.Index(fields=["customer", "name", "timestamp"], name="event_cust_name_ts"),
-            models.Index(fields=["name", "timestamp", "customer"], name="event_name_ts_cust"),
+            # INCLUDE revenue (PostgreSQL only): total_spent and revenue sums stay index-only.
+            models.Index(fields=["name", "timestamp", "customer"], include=["revenue"], name="event_name_ts_cust"),
             models.Index(fields=["customer", "timestamp"], name="event_cust_ts"),
         ]
         constraints = [

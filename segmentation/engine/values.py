@@ -11,12 +11,10 @@ import math
 import re
 from decimal import ROUND_HALF_UP, Decimal
 
+from customers.models.events import NUMERIC_PATTERN_PG, NUMERIC_PATTERN_PY  # noqa: F401 - re-exported
 from customers.normalize import DATE_RE, format_datetime, parse_datetime
 
 ROUND_PLACES = Decimal("0.000001")
-NUMERIC_PATTERN_PG = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$"
-# Python's `$` also matches before a trailing newline, PostgreSQL's does not: `\Z` keeps them equal.
-NUMERIC_PATTERN_PY = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?\Z"
 NUMERIC_RE = re.compile(NUMERIC_PATTERN_PY)
 
 

@@ -73,7 +73,7 @@ def _apply_batch(segment: Segment, batch: list[int], *, reason, detail, event_na
         seg = Segment.objects.select_for_update().filter(pk=segment.pk).first()
         if seg is None or seg.kind != Segment.Kind.DYNAMIC or seg.computed_at is None:
             return []
-        q = compile_definition(seg.definition, now=now)
+        q = compile_definition(seg.definition, now=now, customer_ids=batch)
         matching = set(Customer.objects.filter(pk__in=batch).filter(q).values_list("pk", flat=True))
         current = set(
             Membership.objects.filter(segment=seg, customer_id__in=batch).values_list("customer_id", flat=True)

@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import Count, F, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from customers.models import Customer
 from segmentation.models import Membership, Reason, Segment, Snapshot
-from segmentation.selectors import segments_in_dependency_order
+from segmentation.selectors import segments_in_dependency_levels
 
 from .jobs import job_finish, job_progress, job_start
-from .sql import apply_staged, stage_drop, stage_members, stage_replace
+from .sql import apply_staged, recompute_session, stage_drop, stage_members, stage_replace
 
 logger = logging.getLogger(__name__)
 
@@ -123,13 +125,19 @@ def segment_recompute(
             )
             if not claimed:
                 raise _Stale
-            stage_members(Customer.objects.filter(compile_definition(segment.definition, now=now)))
-            _recheck_touched(segment, now)
+            recompute_session()
+            size = stage_members(Customer.objects.filter(compile_definition(segment.definition, now=now)))
+            size += _recheck_touched(segment, now)
             snapshot = Snapshot.objects.create(
                 segment=segment, version=version, reason=reason, started_at=now, finished_at=now, size=0
             )
             counts = apply_staged(
-                segment_id=segment.pk, at=now, reason=reason, detail={"version": version}, snapshot_id=snapshot.pk
+                segment_id=segment.pk,
+                at=now,
+                reason=reason,
+                detail={"version": version},
+                snapshot_id=snapshot.pk,
+                size=size,
             )
             stage_drop()
             duration_ms = int((time.monotonic() - started) * 1000)
@@ -164,22 +172,24 @@ def segment_recompute(
     return _result(segment, version, "applied", snapshot_id=snapshot.pk, duration_ms=duration_ms, **counts)
 
 
-def _recheck_touched(segment: Segment, now) -> None:
+def _recheck_touched(segment: Segment, now) -> int:
     """Re-check customers touched since the run's `now` (decisions 27).
 
     A run evaluates at `now`, captured before it waited for the lock (or at the start of a
     sweep), and ignores events after it. An event newer than `now` whose incremental
     re-evaluation already applied would be undone: its customer's `last_seen_at` (indexed)
     is later than `now`, so those customers are evaluated again at the current time.
-    Attribute changes need no re-check: the staged set already read them.
+    Attribute changes need no re-check: the staged set already read them. Returns the change in
+    the staged count.
     """
     from segmentation.engine import compile_definition
 
     current = timezone.now()
     if current <= now:
-        return
+        return 0
     touched = Customer.objects.filter(last_seen_at__gt=now, last_seen_at__lte=current)
-    stage_replace(touched=touched, matching=touched.filter(compile_definition(segment.definition, now=current)))
+    q = compile_definition(segment.definition, now=current, customer_ids=touched.values("pk"))
+    return stage_replace(touched=touched, matching=touched.filter(q))
 
 
 # ------------------------------------------------------------------------------
@@ -232,31 +242,71 @@ def dependents_reevaluate(
 # ------------------------------------------------------------------------------
 # Many segments: recompute-all, sweeps, watchdog (decisions 28, 29)
 # ------------------------------------------------------------------------------
-def segments_recompute_many(*, segments, reason: str = Reason.SCHEDULED, now=None, job_id: int | None = None) -> dict:
-    """Recompute segments one after another in dependency order, in this process.
+def segments_recompute_many(
+    *, segments, reason: str = Reason.SCHEDULED, now=None, job_id: int | None = None, concurrency: int | None = None
+) -> dict:
+    """Recompute segments in dependency order, in this process.
 
     `now` is captured once for the whole run (decisions 6). A failing segment is marked
-    `failed` and the others go on; it is tried again on the next sweep or save.
+    `failed` and the others go on; it is tried again on the next sweep or save. Segments of one
+    dependency level run on `concurrency` database connections at once (sweep_concurrency()).
     """
     now = now or timezone.now()
-    ordered = segments_in_dependency_order(list(segments))
-    batch_keys = {s.key.lower() for s in ordered}
-    job_start(job_id, total=len(ordered))
+    levels = segments_in_dependency_levels(list(segments))
+    batch_keys = {s.key.lower() for level in levels for s in level}
+    job_start(job_id, total=len(batch_keys))
+    workers = sweep_concurrency() if concurrency is None else concurrency
     results, errors = [], []
-    for done, segment in enumerate(ordered, start=1):
-        version = segment_request_recompute(segment=segment, reason=reason, enqueue=False)
+
+    def one(segment: Segment, threaded: bool) -> tuple[dict, dict | None]:
         try:
-            results.append(
-                segment_recompute(segment_id=segment.pk, version=version, reason=reason, now=now, batch_keys=batch_keys)
-            )
-        except Exception as exc:  # never let one segment block the others
-            logger.exception("Recompute of segment %s failed", segment.key)
-            results.append(_result(segment, version, "failed", error=str(exc)))
-            errors.append({"segment": segment.key, "message": str(exc)})
-        job_progress(job_id, progress=done)
+            version = segment_request_recompute(segment=segment, reason=reason, enqueue=False)
+            try:
+                return segment_recompute(
+                    segment_id=segment.pk, version=version, reason=reason, now=now, batch_keys=batch_keys
+                ), None
+            except Exception as exc:  # never let one segment block the others
+                logger.exception("Recompute of segment %s failed", segment.key)
+                return _result(segment, version, "failed", error=str(exc)), {
+                    "segment": segment.key,
+                    "message": str(exc),
+                }
+        finally:
+            if threaded:
+                connection.close()  # this thread's own connection
+
+    for level in levels:
+        pool = None
+        if workers > 1 and len(level) > 1:
+            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="segment-sweep")
+            outcomes = pool.map(lambda s: one(s, True), level)
+        else:
+            outcomes = (one(s, False) for s in level)
+        try:
+            for result, error in outcomes:
+                results.append(result)
+                if error:
+                    errors.append(error)
+                job_progress(job_id, progress=len(results))
+        finally:
+            if pool is not None:
+                pool.shutdown()
     summary = {"segments": results, "applied": sum(r["status"] == "applied" for r in results)}
-    job_finish(job_id, result=summary, errors=errors, progress=len(ordered))
+    job_finish(job_id, result=summary, errors=errors, progress=len(results))
     return summary
+
+
+def sweep_concurrency() -> int:
+    """How many segments of one dependency level to recompute at once.
+
+    PostgreSQL only (SQLite has one writer), and never inside a caller's transaction: the other
+    connections could not see its uncommitted rows. TESSERA_SWEEP_CONCURRENCY (default 2, the
+    cores of the reference machine): each recompute is one big query, so two of them keep two
+    cores busy where one leaves the second idle during its single-threaded steps (bench/RESULTS.md).
+    """
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return 1
+    return max(1, settings.TESSERA_SWEEP_CONCURRENCY)
 
 
 def segments_sweep(*, scope: str = "all", now=None, job_id: int | None = None) -> dict:

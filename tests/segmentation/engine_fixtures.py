@@ -86,11 +86,23 @@ def members(definition: dict, *, now: dt.datetime = NOW, registry=None, validate
     py = py_members(definition, now=now, registry=registry, data=data)
     assert sql == py, f"compiler {sorted(sql)} != evaluator {sorted(py)} for {definition}"
     negated = {**definition, "negate": not definition.get("negate", False)} if "conditions" in definition else None
+    everyone = sorted(Customer.objects.values_list("pk", flat=True))
     if negated is not None:
-        everyone = set(Customer.objects.values_list("pk", flat=True))
-        assert sql_members(negated, now=now, registry=registry) == everyone - sql
+        assert sql_members(negated, now=now, registry=registry) == set(everyone) - sql
+    # Limited to some customers (incremental re-evaluation), the verdicts are the same.
+    subset = everyone[::2]
+    q = compile_definition(definition, now=now, registry=registry, customer_ids=subset)
+    assert set(Customer.objects.filter(pk__in=subset).filter(q).values_list("pk", flat=True)) == sql & set(subset)
     return sql
 
 
 def one(condition: dict) -> dict:
     return {"match": "all", "conditions": [condition]}
+
+
+def attr(name: str, operator: str, value=None) -> dict:
+    """An attribute condition node."""
+    node = {"attribute": name, "operator": operator}
+    if value is not None:
+        node["value"] = value
+    return node

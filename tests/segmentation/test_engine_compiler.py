@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from tests.segmentation.engine_fixtures import NOW, ago, customer, event, members, one, segment_with
+from tests.segmentation.engine_fixtures import NOW, ago, attr, customer, event, members, one, segment_with
 
 pytestmark = pytest.mark.django_db
 
@@ -67,13 +67,6 @@ def cast():
     event(dan, "Order Completed", ago(days=1) + dt.timedelta(hours=1))
     segment_with("vip list", [bob])
     return {"ann": ann.pk, "bob": bob.pk, "cat": cat.pk, "dan": dan.pk}
-
-
-def attr(name, operator, value=None):
-    node = {"attribute": name, "operator": operator}
-    if value is not None:
-        node["value"] = value
-    return node
 
 
 ATTRIBUTE_CASES = [

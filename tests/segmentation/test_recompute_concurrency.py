@@ -9,7 +9,7 @@ import threading
 from collections import defaultdict
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from customers.models import Customer
 from segmentation.models import LedgerEntry, Membership, Segment
@@ -82,3 +82,43 @@ def test_concurrent_recomputes_and_incremental_changes_stay_consistent():
     for customer_id in ids:
         changes = history[customer_id]
         assert changes == ["entered", "exited"], (customer_id, changes)
+
+
+def _sweep_state():
+    memberships = set(Membership.objects.values_list("segment__key", "customer_id"))
+    ledger = sorted(LedgerEntry.objects.values_list("segment__key", "customer_id", "change", "reason"))
+    counts = dict(Segment.objects.filter(kind="dynamic").values_list("key", "member_count"))
+    return memberships, ledger, counts
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_concurrent_sweep_gives_the_same_result_as_a_sequential_one(now):
+    from segmentation.services import segments_recompute_many
+    from segmentation.services.recompute import sweep_concurrency
+
+    Segment.objects.filter(prebuilt=True).delete()
+    CustomerFactory.create_batch(12, country="PL")
+    CustomerFactory.create_batch(5, country="GB")
+    defs = {
+        "pl-only": PL,
+        "gb-only": {"match": "all", "conditions": [{"attribute": "country", "operator": "is", "value": "GB"}]},
+        "not-pl": {"match": "all", "conditions": [{"segment": "pl-only", "operator": "not_in"}]},
+        "pl-again": {"match": "all", "conditions": [{"segment": "pl-only", "operator": "in"}]},
+    }
+    segments = [segment_create(name=key, key=key, definition=d) for key, d in defs.items()]
+    results = {}
+    for concurrency in (1, 2):
+        Membership.objects.all().delete()
+        LedgerEntry.objects.all().delete()
+        Segment.objects.update(member_count=0, computed_at=None)
+        summary = segments_recompute_many(segments=segments, now=now, concurrency=concurrency)
+        assert summary["applied"] == 4
+        keys = [r["segment"] for r in summary["segments"]]
+        assert keys.index("pl-only") < keys.index("not-pl") and keys.index("pl-only") < keys.index("pl-again")
+        results[concurrency] = _sweep_state()
+    assert results[1] == results[2]
+    assert results[2][2] == {"pl-only": 12, "gb-only": 5, "not-pl": 5, "pl-again": 12}
+    # The default: parallel on PostgreSQL outside a transaction, never inside one or on SQLite.
+    assert sweep_concurrency() == (2 if connection.vendor == "postgresql" else 1)
+    with transaction.atomic():
+        assert sweep_concurrency() == 1
