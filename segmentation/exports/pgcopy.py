@@ -178,17 +178,20 @@ def copy_sql(
     return f"SELECT {', '.join(outer)} FROM {source} ORDER BY {prefix}.customer_id", [*outer_params, *source_params]
 
 
-def _write_crlf(rows: list, out: BinaryIO) -> None:
-    """Write COPY rows (one message each, ending in LF) with CRLF endings.
+def _write_crlf(block: bytearray, ends: list[int], out: BinaryIO) -> None:
+    """Write COPY rows (concatenated in `block`, each ending in LF at `ends[i] - 1`) with CRLF endings.
 
-    A block with exactly one LF per row has no newline inside any value, so one bytes.replace
-    converts it all; otherwise each row's own last byte is replaced.
+    A block with exactly one LF per row has no newline inside any value, so one bytearray.replace
+    converts it all; otherwise only the LF that ends each row is replaced.
     """
-    block = b"".join(rows)
-    if block.count(b"\n") == len(rows):
+    if block.count(b"\n") == len(ends):
         out.write(block.replace(b"\n", CRLF))
-    else:
-        out.write(b"".join(bytes(r[:-1]) + CRLF for r in rows))
+        return
+    start = 0
+    for end in ends:
+        out.write(block[start : end - 1])
+        out.write(CRLF)
+        start = end
 
 
 def write_copy(
@@ -206,7 +209,7 @@ def write_copy(
     delimiter = export.delimiter.replace("'", "''")
     statement = f"COPY ({select}) TO STDOUT WITH (FORMAT csv, DELIMITER '{delimiter}', QUOTE '\"')"
     rows = 0
-    pending = []
+    block, ends = bytearray(), []
     with connection.cursor() as cursor:
         # ISO output for the ::text casts above (Django keeps the session in UTC); JIT compilation
         # costs more than it saves here. Session settings, not SET LOCAL: progress and heartbeat
@@ -215,19 +218,23 @@ def write_copy(
         try:
             with cursor.cursor.copy(statement, params) as copy:
                 # One COPY data message per row, ending in LF; embedded newlines are inside quotes.
+                # Appending to one bytearray is the only per-row work (half the CPU of keeping
+                # the messages and joining them).
                 for data in copy:
-                    pending.append(data)
-                    if len(pending) == CHUNK_ROWS:
-                        _write_crlf(pending, out)
+                    block += data
+                    ends.append(len(block))
+                    if len(ends) == CHUNK_ROWS:
+                        _write_crlf(block, ends, out)
                         rows += CHUNK_ROWS
-                        pending.clear()
+                        block.clear()
+                        ends.clear()
                         on_chunk(rows)
         finally:
             try:
                 cursor.execute("RESET datestyle; RESET jit")
             except DatabaseError:  # an aborted transaction: the COPY's own error is the one to report
                 pass
-    _write_crlf(pending, out)
-    rows += len(pending)
+    _write_crlf(block, ends, out)
+    rows += len(ends)
     on_chunk(rows)
     return rows
