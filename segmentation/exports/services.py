@@ -26,7 +26,7 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.core.mail import send_mail
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import F, Value
+from django.db.models import Exists, F, OuterRef, Value
 from django.utils import timezone
 
 from customers.models import Job
@@ -223,12 +223,16 @@ def export_snapshot(*, run: ExportRun, export: Export, now: dt.datetime) -> dict
             added = current.filter(included=True).update(change=ExportedMember.Change.ADDED)
             removed = 0
         else:
-            before = ExportedMember.objects.filter(run=previous, included=True).values("customer_id")
-            added = current.filter(included=True).exclude(customer_id__in=before).update(change="added")
-            removed = current.filter(included=False, customer_id__in=before).update(change="removed")
+            # EXISTS, not IN: NOT IN (subquery) cannot become an anti-join, and once the subquery's
+            # ids outgrow work_mem PostgreSQL rescans it for every row (a 1M-member delta ran for
+            # over ten minutes).
+            before = ExportedMember.objects.filter(run=previous, included=True, customer_id=OuterRef("customer_id"))
+            now_read = ExportedMember.objects.filter(run=run, customer_id=OuterRef("customer_id"))
+            added = current.filter(included=True).exclude(Exists(before)).update(change="added")
+            removed = current.filter(Exists(before), included=False).update(change="removed")
             gone = (
                 ExportedMember.objects.filter(run=previous, included=True)
-                .exclude(customer_id__in=ExportedMember.objects.filter(run=run).values("customer_id"))
+                .exclude(Exists(now_read))
                 .order_by()
                 .annotate(x_run=Value(run.pk), x_inc=Value(False), x_change=Value("removed"))
                 .values_list("x_run", "customer_id", "external_id", "entered_at", "x_inc", "x_change")
