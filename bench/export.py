@@ -151,7 +151,8 @@ def _tag(tagged: bool) -> None:
         cursor.execute(
             "INSERT INTO customers_customer_tags (customer_id, tag_id) "
             "SELECT c.id, t.id FROM customers_customer c CROSS JOIN customers_tag t "
-            "WHERE c.external_id LIKE 'bench-%%' AND c.id %% 3 = 0 AND t.name IN ('bench-gold', 'bench-newsletter')"
+            "WHERE c.external_id LIKE 'bench-%%' AND c.id %% 3 = 0 AND t.name IN ('bench-gold', 'bench-newsletter')",
+            [],
         )
         cursor.execute("ANALYZE customers_customer_tags")
 
