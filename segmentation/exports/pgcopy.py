@@ -14,9 +14,9 @@ from typing import BinaryIO
 
 from django.db import DatabaseError, connection
 
-from segmentation.models import Export, ExportRun
+from segmentation.models import Export, ExportRun, Membership
 
-from .csvwriter import CRLF, values_queryset
+from .csvwriter import CRLF, member_rows, values_queryset
 from .selectors import Column
 
 # customers.csvformat: _ESCAPE_RE and PLAIN_NUMBER_RE, anchored for PostgreSQL's regex engine.
@@ -138,7 +138,12 @@ def copy_sql(
     inner, inner_params = inner_qs.query.sql_with_params()
     source, source_params = f"({inner}) v", list(inner_params)
     if any(c.source == "tags" for c in columns):
-        ids_qs = values_queryset(run=run, export=export, columns=[], direct=direct).order_by().values("customer_id")
+        # A superset is enough for a LEFT JOIN: the members without the mandatory filter or profile join.
+        if direct:
+            members = Membership.objects.filter(segment_id=export.segment_id)
+        else:
+            members = member_rows(run=run, export=export)
+        ids_qs = members.order_by().values("customer_id")
         ids, ids_params = ids_qs.query.sql_with_params()
         source += f" LEFT JOIN ({TAGS_SQL.format(rows=ids)}) tg ON tg.customer_id = v.customer_id"
         source_params += ids_params
