@@ -1,12 +1,15 @@
 """Benchmark: export a 1,000,000-member segment on PostgreSQL (issue 6).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/tessera_bench_export \\
-        .venv/bin/python bench/export.py [--rows N] [--python]
+        .venv/bin/python bench/export.py [--rows N] [--python] [--mode delta] [--mandatory email]
+        [--tagged] [--repeat N]
 
 Creates the database if missing, migrates, and builds the customers and the static segment once
 (server-side generate_series, so the setup does not bloat this process); later runs reuse them.
-Prints the machine, rows/s of the snapshot + COPY run and the peak extra memory (max RSS growth
-during the run). `--python` also times the pure-Python path on the same rows.
+Prints the machine, rows/s of the whole run (snapshot if any + COPY + delivery), the time inside
+export_snapshot and write_csv, CPU seconds of this process and of its PostgreSQL backend, the load
+average and the peak extra memory (max RSS growth during the run). `--python` also times the
+pure-Python path on the same rows; `--tagged` gives every third customer two tags.
 Target: >= 200,000 rows/s with < 64 MB extra memory.
 """
 
@@ -40,6 +43,39 @@ def _ensure_database(url: str) -> None:
 
 def _max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_self() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_backend(pid: int) -> float:
+    """User + system CPU seconds of a PostgreSQL backend on this host (/proc), 0 if unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _Phases:
+    """Wall time spent inside the named functions (monkeypatched wrappers, benchmark only)."""
+
+    def __init__(self):
+        self.seconds = {}
+
+    def wrap(self, module, name: str) -> None:
+        inner = getattr(module, name)
+
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+        setattr(module, name, timed)
 
 
 def _machine(connection) -> str:
@@ -97,10 +133,38 @@ def _build(rows: int, key: str) -> None:
     print(f"built in {time.perf_counter() - started:.1f} s")
 
 
+def _tag(tagged: bool) -> None:
+    """With --tagged every third bench customer carries two tags; without, the bench tags are removed."""
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM customers_customer_tags WHERE tag_id IN "
+            "(SELECT id FROM customers_tag WHERE name IN ('bench-gold', 'bench-newsletter'))"
+        )
+        if not tagged:
+            return
+        cursor.execute(
+            "INSERT INTO customers_tag (name, created_at) VALUES ('bench-gold', now()), ('bench-newsletter', now()) "
+            "ON CONFLICT DO NOTHING"
+        )
+        cursor.execute(
+            "INSERT INTO customers_customer_tags (customer_id, tag_id) "
+            "SELECT c.id, t.id FROM customers_customer c CROSS JOIN customers_tag t "
+            "WHERE c.external_id LIKE 'bench-%%' AND c.id %% 3 = 0 AND t.name IN ('bench-gold', 'bench-newsletter')",
+            [],
+        )
+        cursor.execute("ANALYZE customers_customer_tags")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--python", action="store_true", help="also time the pure-Python path")
+    parser.add_argument("--mode", choices=["full", "delta"], default="full")
+    parser.add_argument("--mandatory", default="", help="comma-separated mandatory attributes, e.g. email")
+    parser.add_argument("--repeat", type=int, default=1, help="run the export this many times")
+    parser.add_argument("--tagged", action="store_true", help="give every third customer two tags")
     args = parser.parse_args()
 
     url = os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
@@ -116,7 +180,7 @@ def main() -> None:
     from django.db import connection
 
     call_command("migrate", verbosity=0)
-    from segmentation.exports import csvwriter
+    from segmentation.exports import csvwriter, services
     from segmentation.exports.selectors import export_columns
     from segmentation.exports.services import export_create, export_run, export_run_start, export_snapshot
     from segmentation.models import Export, ExportRun, Segment
@@ -124,22 +188,44 @@ def main() -> None:
     print(_machine(connection))
     key = f"bench-{args.rows}"
     _build(args.rows, key)
+    _tag(args.tagged)
     segment = Segment.objects.get(key=key)
     Export.objects.filter(name="bench").delete()
-    export = export_create(segment=segment, name="bench", columns=COLUMNS, filename_template="bench.csv")
+    mandatory = [k for k in args.mandatory.split(",") if k]
+    export = export_create(
+        segment=segment, name="bench", columns=COLUMNS, filename_template="bench.csv", mode=args.mode,
+        mandatory=mandatory,
+    )  # fmt: skip
+    phases = _Phases()
+    phases.wrap(services, "export_snapshot")
+    phases.wrap(csvwriter, "write_csv")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
 
-    baseline = _max_rss_mb()
-    started = time.perf_counter()
-    run = export_run_start(export=export, enqueue=False)
-    run = export_run(run_id=run.pk)
-    seconds = time.perf_counter() - started
-    peak = _max_rss_mb()
-    assert run.status == ExportRun.Status.SUCCEEDED, run.error
-    print(
-        f"COPY path: {run.rows_written:,} rows in {seconds:.2f} s = {run.rows_written / seconds:,.0f} rows/s "
-        f"(snapshot + COPY + delivery), file {run.file_size / 1e6:.1f} MB, "
-        f"extra memory (max RSS growth) {peak - baseline:.1f} MB"
-    )
+    for _ in range(args.repeat):
+        phases.seconds.clear()
+        load = os.getloadavg()
+        baseline = _max_rss_mb()
+        cpu_py, cpu_pg = _cpu_self(), _cpu_backend(backend)
+        started = time.perf_counter()
+        run = export_run_start(export=export, enqueue=False)
+        run = export_run(run_id=run.pk)
+        seconds = time.perf_counter() - started
+        cpu_py, cpu_pg = _cpu_self() - cpu_py, _cpu_backend(backend) - cpu_pg
+        peak = _max_rss_mb()
+        assert run.status == ExportRun.Status.SUCCEEDED, run.error
+        split = ", ".join(f"{name} {secs:.2f} s" for name, secs in phases.seconds.items())
+        print(
+            f"COPY path ({args.mode}{', mandatory ' + args.mandatory if mandatory else ''}): "
+            f"{run.rows_written:,} rows in {seconds:.2f} s = {run.rows_written / seconds:,.0f} rows/s "
+            f"(snapshot + COPY + delivery; {split}), file {run.file_size / 1e6:.1f} MB, "
+            f"extra memory (max RSS growth) {peak - baseline:.1f} MB\n"
+            f"  CPU: Python {cpu_py:.2f} s + PostgreSQL backend {cpu_pg:.2f} s = {cpu_py + cpu_pg:.2f} s "
+            f"({run.rows_written / max(cpu_py + cpu_pg, 1e-9):,.0f} rows per CPU-second); "
+            f"load average before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
+            flush=True,
+        )
 
     if args.python:
         probe = ExportRun.objects.create(export=export, status="succeeded")

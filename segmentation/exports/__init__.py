@@ -10,7 +10,10 @@ Choices the specs leave open (also listed for docs/decisions.md):
   external_id are exported with an empty external_id cell.
 - A delta export needs the external_id column; removed customers that still exist carry their
   current values, erased ones only external_id (decisions 40). An entry and exit between two runs
-  is no change. A failed run is never a delta baseline.
+  is no change. A failed run is never a delta baseline, nor is a full run: only successful delta
+  runs keep their member set, so a delta after a full run starts over (all added).
+- A full run on PostgreSQL reads the membership in its one COPY statement (no snapshot copy); delta
+  runs and SQLite runs copy the membership into ExportedMember first (decisions 48).
 - To name erased customers once, the last successful run's member set (customer id, external_id,
   entered_at) is kept after the profile is erased, until the next successful run of that export.
   Stored files are kept until TESSERA_EXPORT_RETENTION_DAYS (decisions 44).

@@ -24,9 +24,9 @@ from django.db.models.functions import Coalesce
 
 from customers.csvformat import CSV_LINE_TERMINATOR, format_cell
 from customers.models import Customer, Event
-from segmentation.models import Export, ExportedMember, ExportRun
+from segmentation.models import Export, ExportedMember, ExportRun, Membership
 
-from .selectors import ORDER_EVENT, Column
+from .selectors import ORDER_EVENT, Column, mandatory_expression
 
 BOM = b"\xef\xbb\xbf"
 CHUNK_ROWS = 2000
@@ -57,10 +57,11 @@ def _age(birth: dt.date | None, today: dt.date) -> int | None:
     return today.year - birth.year - ((today.month, today.day) < month_day)
 
 
-def _value_expression(col: Column):
+def _value_expression(col: Column, *, direct: bool = False):
     if col.source == "field":
         if col.key == "external_id":
-            return Coalesce(F("customer__external_id"), F("external_id"))
+            # A snapshot row keeps the external_id of a profile erased since (decisions 40).
+            return F("customer__external_id") if direct else Coalesce(F("customer__external_id"), F("external_id"))
         return F(f"customer__{col.key}")
     if col.source == "custom":
         return KeyTransform(col.custom_key, "customer__custom")
@@ -97,12 +98,23 @@ def member_rows(*, run: ExportRun, export: Export):
     return qs.filter(included=True)
 
 
-def values_queryset(*, run: ExportRun, export: Export, columns: list[Column]):
-    """Raw (unformatted) values of every non-tag column, aliased c0, c1, ...; `present` marks live profiles."""
-    exprs = {f"c{i}": _value_expression(col) for i, col in enumerate(columns) if col.source != "tags"}
+def direct_rows(*, run: ExportRun, export: Export):
+    """A full run's rows read straight from the current membership (PostgreSQL COPY, one statement)."""
+    qs = Membership.objects.filter(segment_id=export.segment_id)
+    if export.mandatory:
+        qs = qs.filter(mandatory_expression(keys=export.mandatory, now=run.started_at))
+    return qs
+
+
+def values_queryset(*, run: ExportRun, export: Export, columns: list[Column], direct: bool = False):
+    """Raw (unformatted) values of every non-tag column, aliased c0, c1, ...; `present` marks live profiles.
+
+    `direct` reads the segment's membership instead of the run's snapshot (full runs on PostgreSQL).
+    """
+    exprs = {f"c{i}": _value_expression(col, direct=direct) for i, col in enumerate(columns) if col.source != "tags"}
+    rows = direct_rows(run=run, export=export) if direct else member_rows(run=run, export=export)
     return (
-        member_rows(run=run, export=export)
-        .order_by("customer_id")
+        rows.order_by("customer_id")
         # A non-null column of the joined profile: NULL exactly when the profile was erased
         # (customer__id would be read from the member row itself).
         .values("customer_id", present=F("customer__created_at"), **exprs)
@@ -182,13 +194,22 @@ def write_csv(
     today: dt.date,
     on_chunk: Callable,
     use_copy: bool | None = None,
+    direct: bool = False,
 ) -> int:
-    """Write the whole file (header and rows) to `out`; returns the number of data rows."""
+    """Write the whole file (header and rows) to `out`; returns the number of data rows.
+
+    `direct` (PostgreSQL only, full mode): one COPY reads the membership itself instead of the
+    run's snapshot; that single statement is the run's consistent read.
+    """
+    if direct and (export.mode != Export.Mode.FULL or connection.vendor != "postgresql" or use_copy is False):
+        raise ValueError("Only a full export on PostgreSQL can COPY straight from the membership.")
     write_header(out=out, export=export, columns=columns)
     if use_copy is None:
         use_copy = connection.vendor == "postgresql"
     if use_copy:
         from .pgcopy import write_copy
 
-        return write_copy(out=out, run=run, export=export, columns=columns, today=today, on_chunk=on_chunk)
+        return write_copy(
+            out=out, run=run, export=export, columns=columns, today=today, on_chunk=on_chunk, direct=direct
+        )
     return write_python(out=out, run=run, export=export, columns=columns, today=today, on_chunk=on_chunk)

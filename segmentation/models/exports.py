@@ -131,9 +131,10 @@ class ExportRun(models.Model):
 class ExportedMember(models.Model):
     """The membership a run read, copied in one statement at run start (decisions 48).
 
-    `customer` has no database constraint and is not cascaded: the row must outlive an erased
-    profile so the next delta can report it `removed` by its external_id (decisions 40). Only the
-    last successful run's rows are kept (plus an active run's).
+    Delta runs, and every run on SQLite, copy it; a full run on PostgreSQL reads the membership in
+    its one COPY statement instead. `customer` has no database constraint and is not cascaded: the
+    row must outlive an erased profile so the next delta can report it `removed` by its external_id
+    (decisions 40). Only the last successful delta run's rows are kept (plus an active run's).
     """
 
     class Change(models.TextChoices):

@@ -12,7 +12,7 @@ from customers.services.attributes import attribute_register
 from segmentation.exports import csvwriter
 from segmentation.exports.selectors import export_columns
 from segmentation.exports.services import export_snapshot
-from segmentation.models import ExportRun
+from segmentation.models import ExportedMember, ExportRun
 from tests.factories import CustomerFactory, EventFactory
 
 from .conftest import add_members
@@ -142,3 +142,69 @@ def test_delta_with_erased_customer_is_identical(rich_segment, segment):
     copy_file, python_file = _both(run, export)
     assert copy_file == python_file
     assert copy_file.splitlines()[1:] == [b"ext-1,,,removed", b"ext-2," + copy_file.splitlines()[2].split(b",", 1)[1]]
+
+
+def _direct(run, export):
+    """A full run's file from the COPY that reads the membership itself (no snapshot)."""
+    out = io.BytesIO()
+    csvwriter.write_csv(
+        out=out, run=run, export=export, columns=export_columns(export=export), today=dt.date(2028, 2, 28),
+        on_chunk=lambda n: None, direct=True,
+    )  # fmt: skip
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("delimiter,bom", [(",", True), (";", False)])
+@pytest.mark.parametrize("mandatory", [[], ["email", "custom.n"]])
+def test_direct_copy_equals_the_snapshot_paths(rich_segment, segment, delimiter, bom, mandatory):
+    export = make_export(segment, columns=ALL_COLUMNS, delimiter=delimiter, bom=bom, mandatory=mandatory)
+    run = ExportRun.objects.create(export=export, started_at=dt.datetime.now(dt.UTC))
+    export_snapshot(run=run, export=export, now=run.started_at)
+    copy_file, python_file = _both(run, export)
+    direct_file = _direct(run, export)
+    assert direct_file.count(b"\r\n") > (10 if mandatory else len(rich_segment))
+    assert direct_file == copy_file == python_file
+
+
+@pytest.mark.parametrize("column", ["first_name", "custom.l", "custom.n", "tags", "entered_at", "age"])
+def test_direct_copy_single_columns(rich_segment, segment, column):
+    export = make_export(segment, columns=[column])
+    run = ExportRun.objects.create(export=export)
+    export_snapshot(run=run, export=export, now=dt.datetime.now(dt.UTC))
+    copy_file, python_file = _both(run, export)
+    assert _direct(run, export) == copy_file == python_file
+
+
+def test_direct_copy_is_refused_where_it_cannot_hold(segment):
+    export = make_export(segment, columns=["external_id"], mode="delta")
+    run = ExportRun.objects.create(export=export)
+    with pytest.raises(ValueError):
+        _direct(run, export)
+
+
+def test_full_runs_read_the_membership_directly(rich_segment, segment):
+    """A full run on PostgreSQL writes no snapshot; its file equals the Python path's on a snapshot."""
+    erased = rich_segment[3]
+    customer_erase(customer=erased)
+    export = make_export(segment, columns=ALL_COLUMNS, mandatory=["email"])
+    run = run_now(export)
+    assert run.status == "succeeded", run.error
+    assert not ExportedMember.objects.filter(run=run).exists()
+    probe = ExportRun.objects.create(export=export, started_at=run.started_at)
+    export_snapshot(run=probe, export=export, now=run.started_at)
+    _, python_file = _both(probe, export)
+    # The stored file was written with the run's own date for `age`; compare the other columns.
+    age = ALL_COLUMNS.index("age")
+    with run.file.open("rb") as fh:
+        stored = fh.read()
+    assert _without_column(stored, age) == _without_column(python_file, age)
+    members = len(rich_segment) - 1
+    assert (run.members_total, run.rows_written) == (members, len(_without_column(stored, age)) - 1)
+    assert run.rows_skipped == members - run.rows_written > 0
+
+
+def _without_column(data: bytes, index: int) -> list:
+    import csv
+
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    return [r[:index] + r[index + 1 :] for r in rows]

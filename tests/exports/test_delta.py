@@ -76,3 +76,21 @@ def test_delta_needs_external_id_column(segment):
     with pytest.raises(ValidationError) as err:
         make_export(segment, columns=["email"], mode="delta")
     assert "external_id" in str(err.value)
+
+
+def test_delta_after_a_full_run_starts_over(members, segment):
+    """Only delta runs keep a baseline: after a full run the next delta lists every member as added."""
+    from segmentation.exports.services import export_update
+
+    export = make_export(segment, columns=["external_id"], mode="delta")
+    run_now(export)
+    segment.memberships.filter(customer=members[0]).delete()
+    export_update(export=export, mode="full")
+    full = run_now(export)
+    assert rows(full) == ["b2", "c3"]
+    assert not ExportedMember.objects.filter(run__export=export).exists()
+    export_update(export=export, mode="delta")
+    again = run_now(export)
+    assert rows(again) == ["b2,added", "c3,added"]
+    assert (again.rows_added, again.rows_removed) == (2, 0)
+    assert rows(run_now(export)) == []

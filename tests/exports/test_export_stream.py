@@ -59,3 +59,12 @@ def test_heartbeat_continues_during_a_slow_delivery(members, segment, settings):
     assert run.status == ExportRun.Status.SUCCEEDED, run.error
     started, beat = Slow.seen[0]
     assert (beat - started).total_seconds() >= 1  # beats landed while the POST was waiting
+
+
+@pytest.mark.django_db(transaction=True)
+def test_mandatory_counts_of_a_direct_run_outside_a_transaction(members, segment):
+    """A full PostgreSQL run with mandatory attributes counts members in the COPY's own snapshot."""
+    run = run_now(make_export(segment, columns=["external_id"], mandatory=["email"]))
+    assert run.status == "succeeded", run.error
+    assert content(run) == b"external_id\r\na1\r\nc3\r\n"
+    assert (run.members_total, run.rows_written, run.rows_skipped) == (3, 2, 1)
