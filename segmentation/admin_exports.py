@@ -119,6 +119,10 @@ class ExportAdmin(admin.ModelAdmin):
     list_select_related = ["segment"]
     search_fields = ["name", "segment__name", "segment__key"]
     actions = ["run_selected"]
+
+    class Media:
+        js = ["admin/segmentation/export.js"]
+
     readonly_fields = ["preview_sentence", "consecutive_failures", "owner"]
     fieldsets = [
         (None, {"fields": ["name", "segment", "enabled", "owner", "consecutive_failures"]}),
