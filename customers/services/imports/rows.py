@@ -13,7 +13,7 @@ import json
 from functools import partial
 
 from customers.csvformat import unescape_injection
-from customers.normalize import NormalizationError, coerce, normalize_text, parse_date
+from customers.normalize import NUMERIC_RE, NormalizationError, coerce, normalize_text, parse_date
 
 from ..profiles import PROFILE_NORMALIZERS
 from .header import KEY, MAX_LENGTHS, TAG_MAX, TAGS, Columns
@@ -110,6 +110,18 @@ def _custom_fragment(text: str, *, key_json: str, type_: str) -> str | None:
     return None if value is None else f"{key_json}: {_encode(value)}"
 
 
+def _number_fragment(text: str, *, key_json: str) -> str | None:
+    """_custom_fragment for a number column, without Decimal for plain numbers (same JSON)."""
+    if NUMERIC_RE.fullmatch(text):
+        whole, _, decimals = text.partition(".")
+        if decimals.strip("0"):
+            return f"{key_json}: {float(text)!r}"  # what float(Decimal(text)) gives: both round correctly
+        number = int(whole)
+        if abs(number) < 2**53:
+            return f"{key_json}: {number}"
+    return _custom_fragment(text, key_json=key_json, type_="number")
+
+
 class RowValidator:
     """Validates chunks of (line, cells) and gives the staged rows and the bad ones.
 
@@ -137,7 +149,10 @@ class RowValidator:
         for key, type_ in columns.custom.items():
             if type_ is None:
                 continue
-            fragment = partial(_custom_fragment, key_json=_encode(key), type_=type_)
+            if type_ == "number":
+                fragment = partial(_number_fragment, key_json=_encode(key))
+            else:
+                fragment = partial(_custom_fragment, key_json=_encode(key), type_=type_)
             read = _cell_reader(fragment, suffix=f" (custom.{key} is {type_}).")
             self._custom_slots.append(self._add(None, f"custom.{key}", idx[f"custom.{key}"], read))
         self._tags_slot = None
