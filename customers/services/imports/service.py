@@ -88,20 +88,38 @@ def customer_import(
 
 
 def _validate(rows, validator: RowValidator, errors: RowErrors, staging: Staging, *, progress, total) -> int:
-    """Validate every row a chunk at a time; stage the good ones. Returns the number of rows staged."""
+    """Validate every row a chunk at a time; stage the good ones. Returns the number of rows staged.
+
+    The staging loader stays open across chunks and is closed only to report progress (the
+    progress callback writes through the same connection). A file error met while reading is
+    raised after the loader has closed cleanly, so an enclosing transaction stays usable.
+    """
     staged = 0
+    chunks = iter(lambda: list(itertools.islice(rows, CHUNK_ROWS)), [])
     last_progress = time.monotonic()
-    while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
-        good, bad = validator.validate(chunk)
-        for line, problems in bad:
-            errors.add_row(line, problems)
-        if good:
-            staging.load(good, validator.staged_columns)
-            staged += len(good)
-        if progress and time.monotonic() - last_progress > PROGRESS_EVERY:
-            progress(min(chunk[-1][0], total), total)
-            last_progress = time.monotonic()
-    return staged
+    while True:
+        report = None
+        failure = None
+        with staging.loader(validator.staged_columns) as load:
+            try:
+                for chunk in chunks:
+                    good, bad = validator.validate(chunk)
+                    for line, problems in bad:
+                        errors.add_row(line, problems)
+                    if good:
+                        load(good)
+                        staged += len(good)
+                    if progress and time.monotonic() - last_progress > PROGRESS_EVERY:
+                        report = chunk[-1][0]
+                        break
+            except CsvFileError as exc:
+                failure = exc
+        if failure is not None:
+            raise failure
+        if report is None:
+            return staged
+        progress(min(report, total), total)
+        last_progress = time.monotonic()
 
 
 def _write(staging: Staging, columns: Columns, tag_names: dict, *, source, new_attributes) -> array:

@@ -6,8 +6,10 @@ compiler. Identifiers come from model metadata and uuid4 only; values always go 
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from array import array
+from functools import partial
 
 from django.db import DatabaseError, connection, transaction
 from django.db.models.functions import Lower
@@ -117,30 +119,42 @@ class Staging:
         return f"json_patch(json_remove({current}, {', '.join(['%s'] * len(self.custom_keys))}), {patch})"
 
     # -- load --------------------------------------------------------------------
-    def load(self, rows: list[tuple], columns: list[str]) -> None:
-        """Append validated rows (tuples in the order of `columns`, see rows.RowValidator)."""
+    @contextlib.contextmanager
+    def loader(self, columns: list[str]):
+        """A function appending validated rows (tuples in the order of `columns`, see rows.py).
+
+        On PostgreSQL it writes into one COPY that stays open until the block ends, so the server
+        stores one chunk while Python validates the next; nothing else may use the connection
+        meanwhile.
+        """
         names = ", ".join(columns)
-        with connection.cursor() as cursor:
-            if self.pg:
-                with cursor.cursor.copy(f"COPY {self.table} ({names}) FROM STDIN") as copy:
-                    write = copy.write_row
-                    for row in rows:
-                        write(row)
-                return
-            sql = f"INSERT INTO {self.table} ({names}) VALUES ({', '.join(['?'] * len(columns))})"
-            raw = connection.connection
-            if connection.in_atomic_block:
-                raw.executemany(sql, rows)
-                return
-            # One deferred transaction per chunk instead of one per row. It writes only the temp
-            # database, so unlike Django's BEGIN IMMEDIATE it never blocks other writers.
-            raw.execute("BEGIN DEFERRED")
-            try:
-                raw.executemany(sql, rows)
-            except BaseException:
-                raw.execute("ROLLBACK")
-                raise
-            raw.execute("COMMIT")
+        if not self.pg:
+            marks = ", ".join(["?"] * len(columns))
+            yield partial(self._insert, f"INSERT INTO {self.table} ({names}) VALUES ({marks})")
+            return
+        with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {self.table} ({names}) FROM STDIN") as copy:
+            write = copy.write_row
+
+            def load(rows: list[tuple]) -> None:
+                for row in rows:
+                    write(row)
+
+            yield load
+
+    def _insert(self, sql: str, rows: list[tuple]) -> None:
+        raw = connection.connection
+        if connection.in_atomic_block:
+            raw.executemany(sql, rows)
+            return
+        # One deferred transaction per chunk instead of one per row. It writes only the temp
+        # database, so unlike Django's BEGIN IMMEDIATE it never blocks other writers.
+        raw.execute("BEGIN DEFERRED")
+        try:
+            raw.executemany(sql, rows)
+        except BaseException:
+            raw.execute("ROLLBACK")
+            raise
+        raw.execute("COMMIT")
 
     # -- checks and preview --------------------------------------------------------
     def analyse(self, *, tag_names: dict[str, str]) -> None:
