@@ -7,7 +7,13 @@ from dataclasses import asdict, dataclass, field
 from customers.attributes import SYSTEM_ATTRIBUTES
 from customers.csvformat import unescape_injection
 from customers.models import Customer, Tag
-from customers.normalize import NormalizationError, infer_column_type, infer_type, validate_custom_key
+from customers.normalize import (
+    NUMERIC_RE,
+    NormalizationError,
+    infer_column_type,
+    infer_type,
+    validate_custom_key,
+)
 
 from ..attributes import custom_types
 from ..csvio import CsvFileError, CsvSource, csv_rows
@@ -165,8 +171,8 @@ def infer_types(csv_source: CsvSource, columns: Columns, *, delimiter: str) -> N
             for key in list(open_keys):
                 cell = cells[positions[key]]
                 done = seen[key]
-                if cell in done:
-                    continue
+                if cell in done or ("number" in samples[key] and NUMERIC_RE.fullmatch(cell)):
+                    continue  # nothing new: a plain number cell infers as "number"
                 if len(done) >= INFER_MEMO:
                     done.clear()
                 done.add(cell)
