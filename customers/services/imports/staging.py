@@ -302,15 +302,8 @@ class Staging:
             params,
         )
         # New profiles, with ids taken up front so tags can follow without matching rows back.
-        # On PostgreSQL the ids follow external_id order and the rows go in in that order, so the
-        # table and its external_id and id indexes fill page after page instead of at random.
         if self.pg:
-            self._run(
-                f"UPDATE {t} SET new_id = n.id FROM (SELECT line, nextval(pg_get_serial_sequence(%s, 'id')) AS id "
-                f"FROM (SELECT line FROM {t} WHERE {IS_NEW} ORDER BY external_id, line) AS o) AS n "
-                f"WHERE n.line = {t}.line",
-                [c],
-            )
+            self._run(f"UPDATE {t} SET new_id = nextval(pg_get_serial_sequence(%s, 'id')) WHERE {IS_NEW}", [c])
         else:
             self._run(
                 f"WITH n AS (SELECT line, row_number() OVER (ORDER BY line) AS rn FROM {t} WHERE {IS_NEW}) "
@@ -335,7 +328,6 @@ class Staging:
         conflict.append("updated_at = excluded.updated_at")
         self._run(
             f"INSERT INTO {c} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {t} WHERE new_id IS NOT NULL "
-            "ORDER BY new_id "
             f"ON CONFLICT (external_id) DO UPDATE SET {', '.join(conflict)}",
             params,
         )
@@ -379,7 +371,7 @@ class Staging:
         self._run(
             f"INSERT INTO {through} (customer_id, tag_id) SELECT coalesce({t}.customer_id, {t}.new_id), m.tag_id "
             f"FROM {t}, {self._each(f'{t}.tag_keys')}, {t}_tags AS m "
-            f"WHERE m.key = x.value AND ({t}.tags_changed OR {t}.new_id IS NOT NULL) ORDER BY 1, 2"
+            f"WHERE m.key = x.value AND ({t}.tags_changed OR {t}.new_id IS NOT NULL)"
         )
 
     def touched_ids(self) -> array:
