@@ -11,3 +11,14 @@ import django.dispatch
 profile_changed = django.dispatch.Signal()
 events_ingested = django.dispatch.Signal()
 customers_merged = django.dispatch.Signal()
+
+# Receivers get bounded id lists; 10,000 ids is one incremental re-evaluation batch.
+SIGNAL_BATCH = 10_000
+
+
+def profile_changed_send(ids, *, reason: str) -> None:
+    """Send profile_changed for many ids in bounded batches (call after commit)."""
+    from customers.models import Customer
+
+    for start in range(0, len(ids), SIGNAL_BATCH):
+        profile_changed.send(sender=Customer, customer_ids=list(ids[start : start + SIGNAL_BATCH]), reason=reason)

@@ -27,10 +27,10 @@ from customers.csvformat import csv_writer, format_cell
 from customers.models import AttributeDefinition, Customer, CustomerIdentity, Event, Tag
 from customers.normalize import NormalizationError, coerce, normalize_text, validate_custom_key
 from customers.selectors import customer_list
-from customers.services import customer_create, customer_erase, customer_set_tags, customer_update
+from customers.services import customer_create, customer_erase, customer_update
 from customers.services.attributes import custom_types
 from customers.services.profiles import PROFILE_FIELDS, PROFILE_NORMALIZERS
-from customers.signals import profile_changed
+from customers.services.tags import customers_tag_add, customers_tag_remove
 
 EVENTS_PER_PAGE = 25
 LEDGER_ROWS = 50
@@ -432,7 +432,8 @@ class CustomerAdmin(CustomerImportMixin, admin.ModelAdmin):
         form = TagActionForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
             name = form.cleaned_data["tag"]
-            changed = _customers_retag(queryset, name=name, add=add)
+            retag = customers_tag_add if add else customers_tag_remove
+            changed = retag(customers=queryset, name=name)
             verb = "added to" if add else "removed from"
             self.message_user(request, f"Tag “{name}” {verb} {len(changed)} customer(s).", messages.SUCCESS)
             return None
@@ -457,27 +458,6 @@ class CustomerAdmin(CustomerImportMixin, admin.ModelAdmin):
         response = StreamingHttpResponse(_export_rows(queryset), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="customers-{timezone.now():%Y-%m-%d}.csv"'
         return response
-
-
-def _customers_retag(queryset, *, name: str, add: bool) -> list[int]:
-    """Add or remove one tag on many profiles through customer_set_tags; returns the changed ids."""
-    changed = []
-    with transaction.atomic():
-        for customer in queryset.prefetch_related("tags").order_by("pk").iterator(chunk_size=500):
-            current = [t.name for t in customer.tags.all()]
-            if add:
-                done = customer_set_tags(customer=customer, names=[name], replace=False)
-            else:
-                keep = [t for t in current if t.lower() != name.lower()]
-                done = len(keep) != len(current) and customer_set_tags(customer=customer, names=keep)
-            if done:
-                changed.append(customer.pk)
-        if changed:
-            # customer_set_tags does not announce itself; segments on tags must re-evaluate.
-            transaction.on_commit(
-                lambda: profile_changed.send(sender=Customer, customer_ids=changed, reason="profile_change")
-            )
-    return changed
 
 
 def _event_summary(event) -> str:
