@@ -9,13 +9,13 @@ from collections.abc import Callable
 
 from django.db import transaction
 
-from customers.models import Customer
+from customers.signals import profile_changed_send
 
 from ..attributes import attribute_register
 from ..csvio import CsvFileError, CsvSource, csv_rows
 from .header import MAX_REPORTED_ROWS, Columns, ImportResult, RowErrors, infer_types, read_header
 from .rows import CHUNK_ROWS, RowValidator
-from .staging import SIGNAL_BATCH, Staging
+from .staging import Staging
 
 PROGRESS_EVERY = 0.5  # seconds between progress callbacks
 
@@ -135,11 +135,3 @@ def _write(staging: Staging, columns: Columns, tag_names: dict, *, source, new_a
                 )
         staging.apply(tag_names=tag_names, default_source=source if "source" not in columns.profile else None)
         return staging.touched_ids()
-
-
-def profile_changed_send(ids, *, reason: str) -> None:
-    """Send profile_changed for many ids in bounded batches (call after commit)."""
-    from customers.signals import profile_changed
-
-    for start in range(0, len(ids), SIGNAL_BATCH):
-        profile_changed.send(sender=Customer, customer_ids=list(ids[start : start + SIGNAL_BATCH]), reason=reason)

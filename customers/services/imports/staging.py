@@ -20,7 +20,7 @@ from customers.models import Customer, Tag
 from ..profiles import PROFILE_FIELDS
 from .header import KEY
 
-SIGNAL_BATCH = 10_000
+FETCH_BATCH = 10_000  # ids per fetch while streaming the touched ids
 # PostgreSQL session memory for an import (see Staging.tune). Temporary tables live in the
 # session's temp_buffers (8 MB by default), so a million staged rows (~200 MB) would go through
 # temp files on every statement; the hash joins and aggregates over them want more than the
@@ -382,7 +382,7 @@ class Staging:
                 f"SELECT coalesce(customer_id, new_id) AS id FROM {self.table} "
                 "WHERE new_id IS NOT NULL OR attrs_changed OR tags_changed ORDER BY id"
             )
-            while batch := cursor.fetchmany(SIGNAL_BATCH):
+            while batch := cursor.fetchmany(FETCH_BATCH):
                 ids.extend(row[0] for row in batch)
         return ids
 
