@@ -56,12 +56,19 @@ class Staging:
         # No primary key on PostgreSQL: every statement below hash-joins the whole table, and an
         # index would only slow the COPY. SQLite joins by nested loops and needs it.
         line = "line integer" if staging.pg else "line integer PRIMARY KEY"
+        new_id = "new_id bigint"
+        if staging.pg:
+            # Every staged row draws its profile id while it is copied in; rows that match a profile
+            # drop theirs when they are matched (same UPDATE). Renumbering the new rows afterwards
+            # would rewrite the whole staging table. The cost: one sequence value per matched row.
+            sequence = staging._all("SELECT pg_get_serial_sequence(%s, 'id')", [staging.customers])[0][0]
+            new_id += " DEFAULT nextval('{}'::regclass)".format(sequence.replace("'", "''"))
         staging._run(
             f"CREATE TEMP TABLE {staging.table} ({line}, {profile}, "
             f"custom {json_type} NOT NULL DEFAULT '{{}}', tags {json_type}, tag_keys {json_type}, "
             "customer_id bigint, match_count integer, "
             "attrs_changed boolean NOT NULL DEFAULT false, "
-            "tags_changed boolean NOT NULL DEFAULT false, new_id bigint)"
+            f"tags_changed boolean NOT NULL DEFAULT false, {new_id})"
         )
         staging._run(f"CREATE TEMP TABLE {staging.table}_err (line integer, col text, msg text)")
         staging._run(f"CREATE TEMP TABLE {staging.table}_tags (key text PRIMARY KEY, tag_id bigint)")
@@ -168,7 +175,7 @@ class Staging:
             self._run(f"CREATE INDEX {t}_ext ON {t} (external_id)")
             self._run(f"CREATE INDEX {t}_email ON {t} (email)")
         self._run(
-            f"UPDATE {t} SET customer_id = c.id FROM {c} AS c "
+            f"UPDATE {t} SET customer_id = c.id, new_id = NULL FROM {c} AS c "
             f"WHERE {t}.external_id IS NOT NULL AND c.external_id = {t}.external_id"
         )
         self._run(
@@ -176,8 +183,8 @@ class Staging:
             f"WHERE {t}.external_id IS NULL"
         )
         self._run(
-            f"UPDATE {t} SET customer_id = (SELECT min(c.id) FROM {c} AS c WHERE c.email = {t}.email) "
-            f"WHERE {t}.external_id IS NULL AND match_count = 1"
+            f"UPDATE {t} SET customer_id = (SELECT min(c.id) FROM {c} AS c WHERE c.email = {t}.email), "
+            f"new_id = NULL WHERE {t}.external_id IS NULL AND match_count = 1"
         )
         if not self.pg:
             self._run(f"CREATE INDEX {t}_cust ON {t} (customer_id)")
@@ -301,10 +308,9 @@ class Staging:
             f"WHERE {c}.id = {t}.customer_id AND ({t}.attrs_changed OR {t}.tags_changed)",
             params,
         )
-        # New profiles, with ids taken up front so tags can follow without matching rows back.
-        if self.pg:
-            self._run(f"UPDATE {t} SET new_id = nextval(pg_get_serial_sequence(%s, 'id')) WHERE {IS_NEW}", [c])
-        else:
+        # New profiles, with ids taken up front so tags can follow without matching rows back
+        # (on PostgreSQL drawn while copying, see create()).
+        if not self.pg:
             self._run(
                 f"WITH n AS (SELECT line, row_number() OVER (ORDER BY line) AS rn FROM {t} WHERE {IS_NEW}) "
                 f"UPDATE {t} SET new_id = n.rn + max(coalesce((SELECT max(id) FROM {c}), 0), "
