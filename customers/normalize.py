@@ -75,6 +75,11 @@ def normalize_text(value) -> str | None:
         return None
     if not isinstance(value, str):
         value = str(value)
+    if value.isascii():
+        # ASCII text is already NFC and cannot hold a surrogate; only NUL needs refusing.
+        if "\x00" in value:
+            check_clean(value)
+        return value.strip() or None
     check_clean(value)
     value = unicodedata.normalize("NFC", value).strip()
     return value or None
@@ -86,11 +91,27 @@ def fold(value: str | None) -> str | None:
     return value.lower() if value is not None else None
 
 
+# A plain subset of what Django's EmailValidator accepts (dot-atom local part, LDH labels, a
+# letters-only TLD), checked in one regex; anything else goes through the validator itself, so the
+# accepted set is exactly Django's (tests/customers/test_normalize_email.py proves the subset).
+_EMAIL_LOCAL = r"[-!#$%&'*+/=?^_`{}|~0-9a-z]+"
+_EMAIL_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+EMAIL_FAST_RE = re.compile(rf"{_EMAIL_LOCAL}(?:\.{_EMAIL_LOCAL})*@(?:{_EMAIL_LABEL}\.)+[a-z]{{2,63}}")
+EMAIL_MAX = 320  # RFC 3696, as Django checks
+
+
+def is_plain_email(value: str) -> bool:
+    """True for lower-case emails the fast regex accepts (all of which Django accepts too)."""
+    return len(value) <= EMAIL_MAX and EMAIL_FAST_RE.fullmatch(value) is not None
+
+
 def normalize_email(value) -> str | None:
     value = normalize_text(value)
     if value is None:
         return None
     value = value.lower()
+    if is_plain_email(value):
+        return value
     try:
         validate_email(value)
     except ValidationError as exc:
@@ -98,10 +119,24 @@ def normalize_email(value) -> str | None:
     return value
 
 
+_COUNTRY_CACHE: dict[str, str] = {}  # accepted spellings -> alpha-2; bounded below
+_COUNTRY_CACHE_MAX = 4096
+
+
 def normalize_country(value) -> str | None:
     value = normalize_text(value)
     if value is None:
         return None
+    hit = _COUNTRY_CACHE.get(value)
+    if hit is not None:
+        return hit
+    code = _lookup_country(value)
+    if len(_COUNTRY_CACHE) < _COUNTRY_CACHE_MAX:
+        _COUNTRY_CACHE[value] = code
+    return code
+
+
+def _lookup_country(value: str) -> str:
     key = value.lower()
     if key in COUNTRY_SYNONYMS:
         return COUNTRY_SYNONYMS[key]

@@ -58,14 +58,17 @@ class Customer(models.Model):
         MALE = "male", "Male"
         OTHER = "other", "Other"
 
-    external_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
-    email = models.CharField(max_length=254, null=True, blank=True, db_index=True)
+    # Uniqueness and the email/country indexes are declared in Meta: a field's unique=True or
+    # db_index=True also makes PostgreSQL build a varchar_pattern_ops "_like" twin, which no query
+    # uses (text operators compare lower(...) and admin search is a contains) but every insert pays.
+    external_id = models.CharField(max_length=255, null=True, blank=True)
+    email = models.CharField(max_length=254, null=True, blank=True)
     phone = models.CharField(max_length=64, null=True, blank=True)
     first_name = models.CharField(max_length=200, null=True, blank=True)
     last_name = models.CharField(max_length=200, null=True, blank=True)
     gender = models.CharField(max_length=10, choices=Gender.choices, null=True, blank=True)
     birth_date = models.DateField(null=True, blank=True)
-    country = models.CharField(max_length=2, null=True, blank=True, db_index=True)
+    country = models.CharField(max_length=2, null=True, blank=True)
     city = models.CharField(max_length=200, null=True, blank=True)
     language = models.CharField(max_length=35, null=True, blank=True)
     source = models.CharField(max_length=200, null=True, blank=True)
@@ -79,7 +82,12 @@ class Customer(models.Model):
 
     class Meta:
         ordering = ["id"]
+        indexes = [
+            models.Index(fields=["email"], name="customer_email_idx"),
+            models.Index(fields=["country"], name="customer_country_idx"),
+        ]
         constraints = [
+            models.UniqueConstraint(fields=["external_id"], name="customer_external_id_unique"),
             models.CheckConstraint(
                 condition=models.Q(gender__isnull=True) | models.Q(gender__in=["female", "male", "other"]),
                 name="customer_gender_domain",

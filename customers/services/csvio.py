@@ -11,6 +11,7 @@ import codecs
 import contextlib
 import csv
 import io
+import itertools
 import os
 import shutil
 import tempfile
@@ -104,17 +105,43 @@ def _decode_error(line: int) -> CsvFileError:
     )
 
 
-def _decoded_lines(fh, first_number: int = 1):
-    """Decode line by line, so an encoding error names its line; the UTF-8 BOM is dropped."""
-    number = first_number
-    for raw in fh:
-        if number == 1 and raw.startswith(codecs.BOM_UTF8):
-            raw = raw[len(codecs.BOM_UTF8) :]
+def _decoded_blocks(fh):
+    """Lists of lines (split at b"\n" only, ends kept), decoded a block at a time.
+
+    The same lines as decoding the file line by line, without a Python step per line; an encoding
+    error still names its physical line (counting from 1). The UTF-8 BOM is dropped.
+    """
+    number = 1
+    rest = b""
+    first = True
+    while True:
+        block = fh.read(READ_CHUNK)
+        data = rest + block
+        if block:
+            cut = data.rfind(b"\n") + 1
+            if not cut:
+                rest = data
+                continue
+            data, rest = data[:cut], data[cut:]
+        elif not data:
+            return
+        if first:
+            first = False
+            if data.startswith(codecs.BOM_UTF8):
+                data = data[len(codecs.BOM_UTF8) :]
         try:
-            yield raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise _decode_error(number)
-        number += 1
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _decode_error(number + data.count(b"\n", 0, exc.start))
+        parts = text.split("\n")
+        if block:  # the block ends with a newline: the last part is the empty tail
+            lines = [part + "\n" for part in parts[:-1]]
+        else:  # the file's last line has no newline
+            lines = [part + "\n" for part in parts[:-1]] + [parts[-1]]
+        number += len(lines)
+        yield lines
+        if not block:
+            return
 
 
 def csv_rows(fh, *, delimiter: str | None = None) -> tuple[list[str], str, Iterator[tuple[int, list[str]]]]:
@@ -126,7 +153,7 @@ def csv_rows(fh, *, delimiter: str | None = None) -> tuple[list[str], str, Itera
     head = fh.read(2)
     if head in UTF16_BOMS:
         raise CsvFileError("The file is UTF-16 encoded; save it as “CSV UTF-8” and upload it again.", line=1)
-    lines = _decoded_lines(io.BufferedReader(_Prefixed(head, fh), READ_CHUNK))
+    lines = itertools.chain.from_iterable(_decoded_blocks(io.BufferedReader(_Prefixed(head, fh), READ_CHUNK)))
     skipped = 0
     first = next(lines, "")
     while first and not first.strip():
@@ -151,16 +178,13 @@ def csv_rows(fh, *, delimiter: str | None = None) -> tuple[list[str], str, Itera
 
     def rows():
         last = reader.line_num + skipped
-        while True:
-            try:
-                cells = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                raise CsvFileError(f"Line {last + 1} cannot be read as CSV: {exc}.", line=last + 1)
-            start, last = last + 1, reader.line_num + skipped
-            if cells and any(cells):
-                yield start, cells
+        try:
+            for cells in reader:
+                start, last = last + 1, reader.line_num + skipped
+                if cells and any(cells):
+                    yield start, cells
+        except csv.Error as exc:
+            raise CsvFileError(f"Line {last + 1} cannot be read as CSV: {exc}.", line=last + 1)
 
     return header, delimiter, rows()
 

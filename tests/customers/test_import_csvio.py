@@ -85,3 +85,16 @@ def test_callers_file_stays_open():
     with source.open() as opened:
         list(csv_rows(opened)[2])
     assert not fh.closed
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 5, 7, 1024 * 1024])
+def test_block_decoding_gives_the_same_lines_whatever_the_block_size(monkeypatch, block):
+    from customers.services import csvio
+
+    data = '\ufeffa;b\r\nł;"x\r\ny"\r\n\r\nzé;€\n;\r\n2;ż'.encode()
+    monkeypatch.setattr(csvio, "READ_CHUNK", block)
+    assert rows_of(data) == (["a", "b"], ";", [(2, ["ł", "x\r\ny"]), (5, ["zé", "€"]), (7, ["2", "ż"])])
+    bad = b"a,b\r\n1,2\r\nx,\xc5\x82\r\n3,\xff4\r\n"
+    with pytest.raises(CsvFileError) as exc:
+        rows_of(bad)
+    assert exc.value.line == 4

@@ -1,0 +1,137 @@
+"""customer_import: the one path every CSV import takes (admin, command, API job, dry run)."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from array import array
+from collections.abc import Callable
+
+from django.db import transaction
+
+from customers.signals import profile_changed_send
+
+from ..attributes import attribute_register
+from ..csvio import CsvFileError, CsvSource, csv_rows
+from .header import MAX_REPORTED_ROWS, Columns, ImportResult, RowErrors, infer_types, read_header
+from .rows import CHUNK_ROWS, RowValidator
+from .staging import Staging
+
+PROGRESS_EVERY = 0.5  # seconds between progress callbacks
+
+
+def customer_import(
+    *,
+    path_or_file,
+    dry_run: bool,
+    delimiter: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    source: str | None = None,
+) -> ImportResult:
+    """Validate a customer CSV and, unless `dry_run` or any row is bad, import it.
+
+    `path_or_file`: a path or a binary file object. `delimiter`: `,` or `;` (sniffed from the
+    header when None). `progress(done_lines, total_lines)` is called while validating.
+    `source`: the `source` attribute given to profiles this file creates when it has no
+    `source` column (e.g. "csv:customers.csv"); existing profiles keep theirs.
+    A file with any bad row writes nothing; see ImportResult.
+    """
+    result = ImportResult(dry_run=dry_run)
+    csv_source = CsvSource(path_or_file)
+    staging = None
+    try:
+        with csv_source.open() as fh:
+            header, result.delimiter, _ = csv_rows(fh, delimiter=delimiter)
+        columns = read_header(header, result)
+        if columns.new_custom:
+            infer_types(csv_source, columns, delimiter=result.delimiter)
+            for key in sorted(columns.new_custom):
+                if columns.custom[key] is None:
+                    result.notices.append(f"Column custom.{key} has no values; it was not registered.")
+                else:
+                    result.new_attributes[key] = columns.custom[key]
+                    result.notices.append(f"New attribute custom.{key} will be registered as {columns.custom[key]}.")
+        total_lines = csv_source.count_lines() if progress else 0
+        staging = Staging.create(profile=columns.profile, custom=columns.custom, has_tags=columns.has_tags)
+        errors = RowErrors()
+        validator = RowValidator(columns)
+        with csv_source.open() as fh:
+            _, _, rows = csv_rows(fh, delimiter=result.delimiter)
+            staged = _validate(rows, validator, errors, staging, progress=progress, total=total_lines)
+        result.rows = staged + errors.total
+        if not result.rows:
+            result.notices.append("The file has a header but no rows.")
+        staging.analyse(tag_names=validator.tag_names)
+        sql_errors, sql_total = staging.row_errors(limit=MAX_REPORTED_ROWS)
+        errors.merge(sql_errors, sql_total)
+        result.created, result.updated, result.unchanged = staging.counts()
+        result.rejected = result.error_total = errors.total
+        result.errors = errors.items
+        if progress:
+            progress(total_lines, total_lines)
+        if not result.ok:
+            if not dry_run:  # nothing was written; a dry run keeps the preview of the good rows
+                result.created = result.updated = result.unchanged = 0
+            return result
+        if not dry_run:
+            touched = _write(staging, columns, validator.tag_names, source=source, new_attributes=result.new_attributes)
+            transaction.on_commit(lambda: profile_changed_send(touched, reason="import"))
+    except CsvFileError as exc:
+        result.file_error = str(exc)
+        result.errors = [{"line": exc.line, "column": None, "message": str(exc)}]
+        result.error_total = 1
+    finally:
+        if staging is not None:
+            staging.drop()
+        csv_source.close()
+    return result
+
+
+def _validate(rows, validator: RowValidator, errors: RowErrors, staging: Staging, *, progress, total) -> int:
+    """Validate every row a chunk at a time; stage the good ones. Returns the number of rows staged.
+
+    The staging loader stays open across chunks and is closed only to report progress (the
+    progress callback writes through the same connection). A file error met while reading is
+    raised after the loader has closed cleanly, so an enclosing transaction stays usable.
+    """
+    staged = 0
+    chunks = iter(lambda: list(itertools.islice(rows, CHUNK_ROWS)), [])
+    last_progress = time.monotonic()
+    while True:
+        report = None
+        failure = None
+        with staging.loader(validator.staged_columns) as load:
+            try:
+                for chunk in chunks:
+                    good, bad = validator.validate(chunk)
+                    for line, problems in bad:
+                        errors.add_row(line, problems)
+                    if good:
+                        load(good)
+                        staged += len(good)
+                    if progress and time.monotonic() - last_progress > PROGRESS_EVERY:
+                        report = chunk[-1][0]
+                        break
+            except CsvFileError as exc:
+                failure = exc
+        if failure is not None:
+            raise failure
+        if report is None:
+            return staged
+        progress(min(report, total), total)
+        last_progress = time.monotonic()
+
+
+def _write(staging: Staging, columns: Columns, tag_names: dict, *, source, new_attributes) -> array:
+    """The one short transaction: registry, tags, profiles. Returns the touched customer ids."""
+    with transaction.atomic():
+        for key, type_ in new_attributes.items():
+            registered = attribute_register(key=key, type_=type_)
+            if registered.type != type_:
+                # Registered by someone else since validation: values were checked against our type.
+                raise CsvFileError(
+                    f"custom.{key} was registered as {registered.type} while the file was being checked; "
+                    "import the file again."
+                )
+        staging.apply(tag_names=tag_names, default_source=source if "source" not in columns.profile else None)
+        return staging.touched_ids()

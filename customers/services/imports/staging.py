@@ -1,0 +1,405 @@
+"""The staging table of a customer import: set-based checks and writes.
+
+Raw SQL is deliberate here: this is a bulk writer (COPY + INSERT ... SELECT), not the segment
+compiler. Identifiers come from model metadata and uuid4 only; values always go through parameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from array import array
+from functools import partial
+
+from django.db import DatabaseError, connection, transaction
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from customers.models import Customer, Tag
+
+from ..profiles import PROFILE_FIELDS
+from .header import KEY
+
+FETCH_BATCH = 10_000  # ids per fetch while streaming the touched ids
+# PostgreSQL session memory for an import (see Staging.tune). Temporary tables live in the
+# session's temp_buffers (8 MB by default), so a million staged rows (~200 MB) would go through
+# temp files on every statement; the hash joins and aggregates over them want more than the
+# default 4 MB work_mem. Both are allocated only as used, and only by the importing session.
+IMPORT_TEMP_BUFFERS = "512MB"
+IMPORT_WORK_MEM = "128MB"
+STAGED_PROFILE = (KEY, *PROFILE_FIELDS)
+# Before apply(): a row that matched no profile (and is not an ambiguous email).
+IS_NEW = "(customer_id IS NULL AND coalesce(match_count, 0) = 0)"
+
+
+class Staging:
+    """A temporary table of validated rows, on the current connection."""
+
+    def __init__(self, *, profile: list[str], custom: dict[str, str | None], has_tags: bool):
+        self.pg = connection.vendor == "postgresql"
+        self.table = f"tessera_import_{uuid.uuid4().hex[:12]}"
+        self.profile = profile
+        self.custom_keys = sorted(custom)
+        self.has_tags = has_tags
+        self.customers = Customer._meta.db_table
+        self.tags_through = Customer.tags.through._meta.db_table
+        self._work_mem = None
+
+    @classmethod
+    def create(cls, **kwargs) -> Staging:
+        staging = cls(**kwargs)
+        if staging.pg:
+            staging.tune()
+        json_type = "jsonb" if staging.pg else "text"
+        date_type = "date" if staging.pg else "text"
+        profile = ", ".join(f"{f} {date_type if f == 'birth_date' else 'text'}" for f in STAGED_PROFILE)
+        # No primary key on PostgreSQL: every statement below hash-joins the whole table, and an
+        # index would only slow the COPY. SQLite joins by nested loops and needs it.
+        line = "line integer" if staging.pg else "line integer PRIMARY KEY"
+        new_id = "new_id bigint"
+        if staging.pg:
+            # Every staged row draws its profile id while it is copied in; rows that match a profile
+            # drop theirs when they are matched (same UPDATE). Renumbering the new rows afterwards
+            # would rewrite the whole staging table. The cost: one sequence value per matched row.
+            sequence = staging._all("SELECT pg_get_serial_sequence(%s, 'id')", [staging.customers])[0][0]
+            new_id += " DEFAULT nextval('{}'::regclass)".format(sequence.replace("'", "''"))
+        staging._run(
+            f"CREATE TEMP TABLE {staging.table} ({line}, {profile}, "
+            f"custom {json_type} NOT NULL DEFAULT '{{}}', tags {json_type}, tag_keys {json_type}, "
+            "customer_id bigint, match_count integer, "
+            "attrs_changed boolean NOT NULL DEFAULT false, "
+            f"tags_changed boolean NOT NULL DEFAULT false, {new_id})"
+        )
+        staging._run(f"CREATE TEMP TABLE {staging.table}_err (line integer, col text, msg text)")
+        staging._run(f"CREATE TEMP TABLE {staging.table}_tags (key text PRIMARY KEY, tag_id bigint)")
+        return staging
+
+    def tune(self) -> None:
+        """Give this session the memory a big import needs; drop() restores work_mem.
+
+        temp_buffers can only change before the session's first temporary table (a session that
+        already had one keeps its value: slower, not wrong), hence the savepoint.
+        """
+        try:
+            with transaction.atomic():
+                self._run(f"SET temp_buffers = '{IMPORT_TEMP_BUFFERS}'")
+        except DatabaseError:
+            pass
+        self._work_mem = self._all("SHOW work_mem")[0][0]
+        self._run(f"SET work_mem = '{IMPORT_WORK_MEM}'")
+
+    # -- helpers ---------------------------------------------------------------
+    def _run(self, sql: str, params=None):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount
+
+    def _all(self, sql: str, params=None) -> list:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+    def _distinct(self, a: str, b: str) -> str:
+        return f"{a} IS DISTINCT FROM {b}" if self.pg else f"{a} IS NOT {b}"
+
+    def _json_key_differs(self, a: str, b: str, params: list, key: str) -> str:
+        if self.pg:
+            params.extend([key, key])
+            return f"({a} -> %s) IS DISTINCT FROM ({b} -> %s)"
+        path = f'$."{key}"'
+        params.extend([path, path, path, path])
+        # json_type tells 1 from true, json_extract compares the values themselves.
+        return f"(json_type({a}, %s) IS NOT json_type({b}, %s) OR json_extract({a}, %s) IS NOT json_extract({b}, %s))"
+
+    def _each(self, expr: str) -> str:
+        return f"jsonb_array_elements_text({expr}) AS x(value)" if self.pg else f"json_each({expr}) AS x"
+
+    def _json_len(self, expr: str) -> str:
+        return f"jsonb_array_length({expr})" if self.pg else f"json_array_length({expr})"
+
+    def _merge_custom(self, current: str, patch: str, params: list) -> str:
+        """The stored custom object with every file column removed, then the row's values added."""
+        if self.pg:
+            params.append(self.custom_keys)
+            return f"(({current} - %s::text[]) || {patch})"
+        params.extend(f'$."{k}"' for k in self.custom_keys)
+        return f"json_patch(json_remove({current}, {', '.join(['%s'] * len(self.custom_keys))}), {patch})"
+
+    # -- load --------------------------------------------------------------------
+    @contextlib.contextmanager
+    def loader(self, columns: list[str]):
+        """A function appending validated rows (tuples in the order of `columns`, see rows.py).
+
+        On PostgreSQL it writes into one COPY that stays open until the block ends, so the server
+        stores one chunk while Python validates the next; nothing else may use the connection
+        meanwhile.
+        """
+        names = ", ".join(columns)
+        if not self.pg:
+            marks = ", ".join(["?"] * len(columns))
+            yield partial(self._insert, f"INSERT INTO {self.table} ({names}) VALUES ({marks})")
+            return
+        with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {self.table} ({names}) FROM STDIN") as copy:
+            write = copy.write_row
+
+            def load(rows: list[tuple]) -> None:
+                for row in rows:
+                    write(row)
+
+            yield load
+
+    def _insert(self, sql: str, rows: list[tuple]) -> None:
+        raw = connection.connection
+        if connection.in_atomic_block:
+            raw.executemany(sql, rows)
+            return
+        # One deferred transaction per chunk instead of one per row. It writes only the temp
+        # database, so unlike Django's BEGIN IMMEDIATE it never blocks other writers.
+        raw.execute("BEGIN DEFERRED")
+        try:
+            raw.executemany(sql, rows)
+        except BaseException:
+            raw.execute("ROLLBACK")
+            raise
+        raw.execute("COMMIT")
+
+    # -- checks and preview --------------------------------------------------------
+    def analyse(self, *, tag_names: dict[str, str]) -> None:
+        """Match rows to profiles, find in-file conflicts, and mark what would change."""
+        t, c = self.table, self.customers
+        if self.pg:
+            # No indexes: PostgreSQL hash-joins the staging table, and each index would make the
+            # updates below rewrite it too.
+            self._run(f"ANALYZE {t}")
+        else:
+            self._run(f"CREATE INDEX {t}_ext ON {t} (external_id)")
+            self._run(f"CREATE INDEX {t}_email ON {t} (email)")
+        self._run(
+            f"UPDATE {t} SET customer_id = c.id, new_id = NULL FROM {c} AS c "
+            f"WHERE {t}.external_id IS NOT NULL AND c.external_id = {t}.external_id"
+        )
+        self._run(
+            f"UPDATE {t} SET match_count = (SELECT count(*) FROM {c} AS c WHERE c.email = {t}.email) "
+            f"WHERE {t}.external_id IS NULL"
+        )
+        self._run(
+            f"UPDATE {t} SET customer_id = (SELECT min(c.id) FROM {c} AS c WHERE c.email = {t}.email), "
+            f"new_id = NULL WHERE {t}.external_id IS NULL AND match_count = 1"
+        )
+        if not self.pg:
+            self._run(f"CREATE INDEX {t}_cust ON {t} (customer_id)")
+        self._find_conflicts()
+        if self.has_tags:
+            self._map_tags(tag_names, create=False)
+        self._mark_changes()
+
+    def _find_conflicts(self) -> None:
+        t, err = self.table, f"{self.table}_err"
+        self._run(
+            f"INSERT INTO {err} (line, col, msg) "
+            f"SELECT s.line, 'external_id', 'Duplicate external_id “' || s.external_id || '” (first on line ' "
+            f"|| CAST(f.first AS text) || ').' FROM {t} AS s JOIN (SELECT external_id, min(line) AS first FROM {t} "
+            "WHERE external_id IS NOT NULL GROUP BY external_id HAVING count(*) > 1) AS f "
+            "ON f.external_id = s.external_id WHERE s.line > f.first"
+        )
+        self._run(
+            f"INSERT INTO {err} (line, col, msg) "
+            f"SELECT s.line, 'email', 'Duplicate email “' || s.email || '” in rows without external_id (first on "
+            f"line ' || CAST(f.first AS text) || ').' FROM {t} AS s JOIN (SELECT email, min(line) AS first FROM {t} "
+            "WHERE external_id IS NULL GROUP BY email HAVING count(*) > 1) AS f "
+            "ON f.email = s.email WHERE s.external_id IS NULL AND s.line > f.first"
+        )
+        self._run(
+            f"INSERT INTO {err} (line, col, msg) "
+            f"SELECT line, 'email', CAST(match_count AS text) || ' profiles have the email “' || email || "
+            f"'”; add an external_id to choose one.' FROM {t} WHERE external_id IS NULL AND match_count > 1"
+        )
+        # Two rows that reach one profile by different keys (an external_id row and an email row).
+        self._run(
+            f"INSERT INTO {err} (line, col, msg) "
+            f"SELECT s.line, CASE WHEN s.external_id IS NULL THEN 'email' ELSE 'external_id' END, "
+            f"'Updates the same profile as line ' || CAST(f.first AS text) || '.' FROM {t} AS s "
+            f"JOIN (SELECT customer_id, min(line) AS first FROM {t} WHERE customer_id IS NOT NULL "
+            f"GROUP BY customer_id HAVING count(*) > 1) AS f ON f.customer_id = s.customer_id "
+            f"JOIN {t} AS p ON p.line = f.first WHERE s.line > f.first "
+            "AND NOT (s.external_id IS NOT NULL AND p.external_id IS NOT NULL AND s.external_id = p.external_id) "
+            "AND NOT (s.external_id IS NULL AND p.external_id IS NULL AND s.email = p.email)"
+        )
+
+    def _mark_changes(self) -> None:
+        """Flag matched rows whose attributes or tags differ; only those rows are rewritten."""
+        t, c = self.table, self.customers
+        params: list = []
+        tests = [self._distinct(f"c.{f}", f"{t}.{f}") for f in self.profile]
+        tests += [self._json_key_differs("c.custom", f"{t}.custom", params, key) for key in self.custom_keys]
+        if tests:
+            self._run(
+                f"UPDATE {t} SET attrs_changed = true FROM {c} AS c "
+                f"WHERE c.id = {t}.customer_id AND ({' OR '.join(tests)})",
+                params,
+            )
+        if not self.has_tags:
+            return
+        through = self.tags_through
+        if self.pg:
+            # Set-based: the pairs (profile, tag) the file asks for against the pairs the matched
+            # profiles have; a profile on either side alone has changed tags. A file tag with no
+            # Tag yet has no id, so it never pairs up and marks its row changed.
+            self._run(
+                f"UPDATE {t} SET tags_changed = true WHERE customer_id IN ("
+                "SELECT coalesce(a.customer_id, b.customer_id) FROM "
+                f"(SELECT s.customer_id, m.tag_id FROM {t} AS s CROSS JOIN {self._each('s.tag_keys')} "
+                f"LEFT JOIN {t}_tags AS m ON m.key = x.value WHERE s.customer_id IS NOT NULL) AS a "
+                f"FULL JOIN (SELECT ct.customer_id, ct.tag_id FROM {through} AS ct WHERE ct.customer_id IN "
+                f"(SELECT customer_id FROM {t} WHERE customer_id IS NOT NULL)) AS b "
+                "ON a.customer_id = b.customer_id AND a.tag_id = b.tag_id "
+                "WHERE a.customer_id IS NULL OR b.customer_id IS NULL)"
+            )
+            return
+        self._run(
+            f"UPDATE {t} SET tags_changed = true FROM {c} AS c WHERE c.id = {t}.customer_id AND ("
+            f"(SELECT count(*) FROM {through} AS ct WHERE ct.customer_id = c.id) "
+            f"<> {self._json_len(f'{t}.tag_keys')} OR EXISTS (SELECT 1 FROM {self._each(f'{t}.tag_keys')} "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {through} AS ct JOIN {t}_tags AS m "
+            "ON m.tag_id = ct.tag_id WHERE ct.customer_id = c.id AND m.key = x.value)))"
+        )
+
+    def row_errors(self, *, limit: int) -> tuple[list[dict], int]:
+        """Errors of the first `limit` rows found in SQL, and how many rows have one."""
+        err = f"{self.table}_err"
+        total = self._all(f"SELECT count(DISTINCT line) FROM {err}")[0][0]
+        if not total:
+            return [], 0
+        rows = self._all(
+            f"SELECT line, col, msg FROM {err} WHERE line IN "
+            f"(SELECT DISTINCT line FROM {err} ORDER BY line LIMIT %s) ORDER BY line, col",
+            [limit],
+        )
+        return [{"line": line, "column": col, "message": msg} for line, col, msg in rows], total
+
+    def counts(self) -> tuple[int, int, int]:
+        """(created, updated, unchanged) among the rows without errors."""
+        t = self.table
+        row = self._all(
+            f"SELECT coalesce(sum(CASE WHEN {IS_NEW} THEN 1 END), 0), "
+            "coalesce(sum(CASE WHEN customer_id IS NOT NULL AND (attrs_changed OR tags_changed) THEN 1 END), 0), "
+            "coalesce(sum(CASE WHEN customer_id IS NOT NULL THEN 1 END), 0) "
+            f"FROM {t} WHERE line NOT IN (SELECT line FROM {t}_err)"
+        )[0]
+        created, updated, matched = (int(v) for v in row)
+        return created, updated, matched - updated
+
+    # -- write ------------------------------------------------------------------
+    def apply(self, *, tag_names: dict[str, str], default_source: str | None) -> None:
+        """Write the staged rows; the caller holds the transaction."""
+        t, c = self.table, self.customers
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        if self.has_tags:
+            self._map_tags(tag_names, create=True)
+        # Existing profiles that change.
+        params: list = []
+        sets = [f"{f} = {t}.{f}" for f in self.profile]
+        if self.custom_keys:
+            sets.append(f"custom = {self._merge_custom(f'{c}.custom', f'{t}.custom', params)}")
+        sets.append("updated_at = %s")
+        params.append(now)
+        self._run(
+            f"UPDATE {c} SET {', '.join(sets)} FROM {t} "
+            f"WHERE {c}.id = {t}.customer_id AND ({t}.attrs_changed OR {t}.tags_changed)",
+            params,
+        )
+        # New profiles, with ids taken up front so tags can follow without matching rows back
+        # (on PostgreSQL drawn while copying, see create()).
+        if not self.pg:
+            self._run(
+                f"WITH n AS (SELECT line, row_number() OVER (ORDER BY line) AS rn FROM {t} WHERE {IS_NEW}) "
+                f"UPDATE {t} SET new_id = n.rn + max(coalesce((SELECT max(id) FROM {c}), 0), "
+                f"coalesce((SELECT seq FROM sqlite_sequence WHERE name = %s), 0)) FROM n WHERE n.line = {t}.line",
+                [c],
+            )
+        columns = ["id", KEY, *self.profile]
+        values = ["new_id", KEY, *self.profile]
+        params = []
+        if default_source is not None:
+            columns.append("source")
+            values.append("%s")
+            params.append(default_source)
+        columns += ["custom", "created_at", "updated_at"]
+        values += ["custom", "%s", "%s"]
+        params += [now, now]
+        # A profile created by tracking since the checks is updated instead (same rules as above).
+        conflict = [f"{f} = excluded.{f}" for f in self.profile]
+        if self.custom_keys:
+            conflict.append(f"custom = {self._merge_custom(f'{c}.custom', 'excluded.custom', params)}")
+        conflict.append("updated_at = excluded.updated_at")
+        self._run(
+            f"INSERT INTO {c} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {t} WHERE new_id IS NOT NULL "
+            f"ON CONFLICT (external_id) DO UPDATE SET {', '.join(conflict)}",
+            params,
+        )
+        # From here a row's profile is coalesce(customer_id, new_id); the racing profile (if any)
+        # replaces new_id, which was then never inserted.
+        self._run(
+            f"UPDATE {t} SET customer_id = c.id FROM {c} AS c WHERE {t}.new_id IS NOT NULL "
+            f"AND {t}.external_id IS NOT NULL AND c.external_id = {t}.external_id AND c.id <> {t}.new_id"
+        )
+        if self.has_tags:
+            self._replace_tags()
+
+    def _map_tags(self, tag_names: dict[str, str], *, create: bool) -> None:
+        """Fill {table}_tags (lower-cased name -> tag id) for the file's tags; create missing ones if asked."""
+        mapped = {key for (key,) in self._all(f"SELECT key FROM {self.table}_tags")}
+        wanted = [k for k in tag_names if k not in mapped]
+        known: dict[str, int] = {}
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            for name, pk in Tag.objects.annotate(lname=Lower("name")).filter(lname__in=part).values_list("name", "pk"):
+                known[name.lower()] = pk
+        missing = [tag_names[k] for k in wanted if k not in known]
+        if create and missing:
+            Tag.objects.bulk_create([Tag(name=name) for name in missing], ignore_conflicts=True)
+            lowered = [m.lower() for m in missing]
+            for name, pk in (
+                Tag.objects.annotate(lname=Lower("name")).filter(lname__in=lowered).values_list("name", "pk")
+            ):
+                known[name.lower()] = pk
+        with connection.cursor() as cursor:
+            cursor.executemany(f"INSERT INTO {self.table}_tags (key, tag_id) VALUES (%s, %s)", list(known.items()))
+
+    def _replace_tags(self) -> None:
+        t, through = self.table, self.tags_through
+        # A profile created by this import has no tags yet (no one else sees it before commit);
+        # only matched profiles, and those that raced in since the checks, lose their old tags.
+        self._run(
+            f"DELETE FROM {through} WHERE customer_id IN "
+            f"(SELECT customer_id FROM {t} WHERE customer_id IS NOT NULL AND (tags_changed OR new_id IS NOT NULL))"
+        )
+        self._run(
+            f"INSERT INTO {through} (customer_id, tag_id) SELECT coalesce({t}.customer_id, {t}.new_id), m.tag_id "
+            f"FROM {t}, {self._each(f'{t}.tag_keys')}, {t}_tags AS m "
+            f"WHERE m.key = x.value AND ({t}.tags_changed OR {t}.new_id IS NOT NULL)"
+        )
+
+    def touched_ids(self) -> array:
+        ids = array("q")
+        # A server-side cursor on PostgreSQL, so a million ids stream instead of landing in one result.
+        with connection.chunked_cursor() as cursor:
+            cursor.execute(
+                f"SELECT coalesce(customer_id, new_id) AS id FROM {self.table} "
+                "WHERE new_id IS NOT NULL OR attrs_changed OR tags_changed ORDER BY id"
+            )
+            while batch := cursor.fetchmany(FETCH_BATCH):
+                ids.extend(row[0] for row in batch)
+        return ids
+
+    def drop(self) -> None:
+        for suffix in ("", "_err", "_tags"):
+            try:
+                self._run(f"DROP TABLE IF EXISTS {self.table}{suffix}")
+            except DatabaseError:  # the connection's transaction is broken; the table dies with it
+                pass
+        if self._work_mem is not None:
+            try:
+                self._run("SELECT set_config('work_mem', %s, false)", [self._work_mem])
+            except DatabaseError:  # as above: a broken transaction rolls the SET back anyway
+                pass
