@@ -463,7 +463,7 @@ def _store(
             source.pk,
             m.event,
             adapt(m.timestamp),
-            received,
+            received if m.received_at is None else adapt(m.received_at),
             dumps(m.properties),
             dumps(m.context),
             m.message_id,

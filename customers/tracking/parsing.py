@@ -74,6 +74,7 @@ class Message:
     properties: dict = field(default_factory=dict)
     traits: dict = field(default_factory=dict)  # identify traits
     previous_id: str | None = None  # alias
+    received_at: dt.datetime | None = None  # set when messages of several requests are stored together
 
 
 # ------------------------------------------------------------------------------
