@@ -184,6 +184,28 @@ class CpuSampler:
         return {pid: self.last[pid] - self.first[pid] for pid in self.first}
 
 
+def settle(roots: list[int], timeout: float = 120) -> None:
+    """Wait until the server and worker have finished booting (their CPU stops growing), so
+    imports and Django setup do not count as ingestion work."""
+
+    def total() -> float:
+        pids, todo = set(roots), list(roots)
+        while todo:
+            kids = children(todo.pop())
+            pids.update(kids)
+            todo += kids
+        return sum(cpu_seconds(pid) for pid in pids)
+
+    deadline = time.monotonic() + timeout
+    before = total()
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = total()
+        if now - before < 0.05:
+            return
+        before = now
+
+
 def wait_for_port(port: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -303,6 +325,7 @@ def main() -> None:
             mp.Process(target=client_main, args=(i, share[i], args, source.write_key, out)) for i in range(args.clients)
         ]
         roots = [server.pid, drain.pid] if drain else [server.pid]
+        settle(roots)
         sampler = CpuSampler(roots, db_url.split("?")[0])
         app_pids = {server.pid, *children(server.pid)}
         t0 = time.perf_counter()
@@ -317,6 +340,8 @@ def main() -> None:
         expected = sum(r["sent"] for r in results)
         # A claimed row stays visible until its drain commits, so an empty inbox means done.
         while InboxBatch.objects.filter(error="").exists() and time.perf_counter() - lag_start < 3600:
+            if drain is not None and drain.poll() is not None:
+                raise SystemExit(f"the Celery worker exited with {drain.returncode}")
             time.sleep(0.2)
         lag = time.perf_counter() - lag_start
         failed = InboxBatch.objects.exclude(error="").count()

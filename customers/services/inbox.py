@@ -99,13 +99,22 @@ def _schedule_drain() -> None:
 
 def _claim(limit: int) -> list[tuple]:
     table = connection.ops.quote_name(InboxBatch._meta.db_table)
-    pick = f"SELECT id FROM {table} WHERE error = '' ORDER BY id LIMIT %s"
-    if connection.vendor == "postgresql":
-        pick += " FOR UPDATE SKIP LOCKED"
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {table} WHERE id IN ({pick}) RETURNING id, source_id, received_at, messages", [limit]
-        )
+        if connection.vendor == "postgresql":
+            # Materialised, so the LIMIT holds: as a plain IN subquery the planner may rerun it
+            # per row of a nested loop, and with SKIP LOCKED every rerun picks fresh rows.
+            cursor.execute(
+                f"WITH picked AS MATERIALIZED (SELECT id FROM {table} WHERE error = '' ORDER BY id LIMIT %s "
+                f"FOR UPDATE SKIP LOCKED) DELETE FROM {table} AS t USING picked WHERE t.id = picked.id "
+                "RETURNING t.id, t.source_id, t.received_at, t.messages",
+                [limit],
+            )
+        else:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE error = '' ORDER BY id LIMIT %s) "
+                "RETURNING id, source_id, received_at, messages",
+                [limit],
+            )
         rows = sorted(cursor.fetchall())
     if connection.vendor != "postgresql":
         # SQLite hands back text; the converter the ORM would apply.
