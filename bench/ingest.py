@@ -196,7 +196,9 @@ def warm_up(args, write_key: str, inbox_model) -> None:
     def one(i: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=120)
         body = batch_body(rng, 1000 + i, 0, 10, args.users, time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()))
-        conn.request("POST", "/v1/batch", body=body, headers={"Content-Type": "application/json", "Authorization": auth})
+        conn.request(
+            "POST", "/v1/batch", body=body, headers={"Content-Type": "application/json", "Authorization": auth}
+        )
         conn.getresponse().read()
         conn.close()
 

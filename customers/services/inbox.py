@@ -91,8 +91,12 @@ def messages_accept(*, source: Source, messages: list[Message], received_at: dt.
 # Set while a drain is enqueued but not started. With a shared cache (Redis) a request then
 # needs one SET NX instead of publishing a task (~5 ms of CPU per request with kombu). The
 # timeout only matters if a queued drain is lost: processing then resumes after it.
-PENDING_KEY = "tracking-inbox-drain-pending"
 PENDING_TIMEOUT = 60
+
+
+def _pending_key() -> str:
+    # Per database, so deployments (or tests and a benchmark) sharing a Redis db stay apart.
+    return f"tracking-inbox-drain-pending:{connection.settings_dict['NAME']}"
 
 
 def _schedule_drain() -> None:
@@ -110,7 +114,7 @@ def _enqueue() -> None:
 
     # Only a shared cache can say that a drain is already on its way (the local-memory cache
     # of the embedded setup is per process): without one, every request enqueues.
-    if not settings.REDIS_URL or cache.add(PENDING_KEY, 1, timeout=PENDING_TIMEOUT):
+    if not settings.REDIS_URL or cache.add(_pending_key(), 1, timeout=PENDING_TIMEOUT):
         inbox_drain_task.delay()
 
 
@@ -201,7 +205,7 @@ def inbox_drain(*, rows_per_set: int = DRAIN_ROWS, max_seconds: float | None = D
     total = 0
     # Cleared before the first claim: a row committed after this is either seen by this drain or
     # its request finds the flag gone and enqueues another one.
-    cache.delete(PENDING_KEY)
+    cache.delete(_pending_key())
     while True:
         rows, messages = _drain_once(rows_per_set)
         total += messages
