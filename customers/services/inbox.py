@@ -41,7 +41,18 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _encode(m: Message) -> list:
-    return [m.type, m.message_id, m.user_id, m.anonymous_id, m.event, m.timestamp.isoformat(), m.properties, m.context]
+    # Properties and context are stored already serialised: the drain copies them into the
+    # events table as they are, instead of parsing and re-encoding them in its serial loop.
+    return [
+        m.type,
+        m.message_id,
+        m.user_id,
+        m.anonymous_id,
+        m.event,
+        m.timestamp.isoformat(),
+        _dumps(m.properties),
+        _dumps(m.context),
+    ]
 
 
 def _decode(text: str, *, received_at: dt.datetime, start: int) -> list[Message]:

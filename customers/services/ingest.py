@@ -337,8 +337,8 @@ def _store(
             m.event,
             adapt(m.timestamp),
             received if m.received_at is None else adapt(m.received_at),
-            dumps(m.properties),
-            dumps(m.context),
+            m.properties if isinstance(m.properties, str) else dumps(m.properties),
+            m.context if isinstance(m.context, str) else dumps(m.context),
             m.message_id,
         )
         for m in messages
