@@ -1,7 +1,7 @@
 """Tracking ingestion benchmark: gunicorn + a Celery worker on PostgreSQL, Segment batches.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/ingest_bench REDIS_URL=redis://127.0.0.1:6379/13 \\
-        .venv/bin/python bench/ingest.py --events 1000000 --clients 4 --workers 2
+        .venv/bin/python bench/ingest.py --events 1000000 --clients 4
 
 Migrates the database, creates a fresh source, starts `gunicorn config.wsgi` with production
 settings and a Celery worker (the inbox drain, decisions 23), sends `--events` track calls in
