@@ -190,6 +190,9 @@ TESSERA_EXPORT_FOLDER_ROOTS = env.list("TESSERA_EXPORT_FOLDER_ROOTS", default=[]
 TESSERA_IMPORT_MAX_BYTES = env.int("TESSERA_IMPORT_MAX_BYTES", default=1024 * 1024 * 1024)
 # Messages per second per write key on the tracking API; 0 turns the limit off.
 TESSERA_TRACKING_RATE_LIMIT = env.int("TESSERA_TRACKING_RATE_LIMIT", default=0)
+# Event messages go to the inbox and a worker processes them (decisions 23); False processes
+# every message inside the request instead (no worker needed for tracking).
+TESSERA_TRACKING_INBOX = env.bool("TESSERA_TRACKING_INBOX", default=True)
 TESSERA_WEBHOOK_ALLOW_PRIVATE = env.bool("TESSERA_WEBHOOK_ALLOW_PRIVATE", default=False)
 EMAIL_BACKEND = env.str("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="tessera@localhost")

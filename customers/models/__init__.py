@@ -1,5 +1,6 @@
 from .attributes import AttributeDefinition
 from .events import Event
+from .inbox import InboxBatch
 from .jobs import AuditEntry, Job
 from .profiles import Customer, CustomerIdentity, Source, Tag
 
@@ -9,6 +10,7 @@ __all__ = [
     "Customer",
     "CustomerIdentity",
     "Event",
+    "InboxBatch",
     "Job",
     "Source",
     "Tag",

@@ -30,13 +30,19 @@ from customers.tracking.parsing import EVENT_TYPES, Message
 
 from .attributes import custom_types
 from .identity import MergeConflict, customer_merge, traits_split
+from .ingest_sql import (
+    insert_customers,
+    insert_events,
+    insert_identities,
+    lock_customers,
+    rows_where_in,
+    widen_seen,
+)
 from .profiles import PROFILE_FIELDS, customer_apply_values, normalize_values
 
 logger = logging.getLogger(__name__)
 
 ATTEMPTS = 8
-# SQLite allows 32,766 variables per statement; a 500 KB batch can hold ~12,000 tiny messages.
-SQLITE_CHUNK = 5000
 
 
 @dataclass
@@ -76,7 +82,7 @@ def _send_signals(result: IngestResult) -> None:
 
     def send():
         # Merged-away profiles no longer exist; listeners only get live ids.
-        live = set(Customer.objects.filter(pk__in=customer_ids).values_list("pk", flat=True))
+        live = {row[0] for row in rows_where_in(Customer, "id", "id", customer_ids)}
         if names:
             events_ingested.send(sender=Event, customer_ids=[c for c in customer_ids if c in live], event_names=names)
         if changed:
@@ -90,25 +96,10 @@ def _send_signals(result: IngestResult) -> None:
 def _unique_messages(source: Source, messages: list[Message]) -> list[Message]:
     """Drop messageIds already stored for this source or repeated in this request."""
     ids = sorted({m.message_id for m in messages if m.message_id is not None and m.type in EVENT_TYPES})
-    seen = set()
-    if ids:
-        # Raw SQL: the ORM spends more time preparing a 500-item IN list than the index lookup takes.
-        table = connection.ops.quote_name(Event._meta.db_table)
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute(
-                    f"SELECT message_id FROM {table} WHERE source_id = %s AND message_id = ANY(%s)", [source.pk, ids]
-                )
-                seen = {row[0] for row in cursor.fetchall()}
-            else:
-                for start in range(0, len(ids), SQLITE_CHUNK):
-                    chunk = ids[start : start + SQLITE_CHUNK]
-                    marks = ", ".join(["%s"] * len(chunk))
-                    cursor.execute(
-                        f"SELECT message_id FROM {table} WHERE source_id = %s AND message_id IN ({marks})",
-                        [source.pk, *chunk],
-                    )
-                    seen.update(row[0] for row in cursor.fetchall())
+    seen = {
+        row[0]
+        for row in rows_where_in(Event, "message_id", "message_id", ids, where="source_id = %s", params=[source.pk])
+    }
     out = []
     for m in messages:
         if m.message_id is not None:
@@ -130,21 +121,24 @@ class _Resolver:
         user_ids = {m.user_id for m in messages if m.user_id}
         anon_ids = {m.anonymous_id for m in messages if m.anonymous_id}
         previous = {m.previous_id for m in messages if m.previous_id}
-        self.by_user = dict(
-            Customer.objects.filter(external_id__in=user_ids | previous).values_list("external_id", "pk")
-        )
+        self.by_user = dict(rows_where_in(Customer, "external_id, id", "external_id", user_ids | previous))
         # One query per kind so the (kind, value) unique index serves both lookups.
-        for value, customer_id in CustomerIdentity.objects.filter(
-            kind=CustomerIdentity.Kind.ALIAS, value__in=user_ids | previous
-        ).values_list("value", "customer_id"):
+        for value, customer_id in rows_where_in(
+            CustomerIdentity, "value, customer_id", "value", user_ids | previous, where="kind = %s", params=["alias"]
+        ):
             self.by_user.setdefault(value, customer_id)
         self.by_anon: dict[str, int] = dict(
-            CustomerIdentity.objects.filter(
-                kind=CustomerIdentity.Kind.ANONYMOUS, value__in=anon_ids | previous
-            ).values_list("value", "customer_id")
+            rows_where_in(
+                CustomerIdentity,
+                "value, customer_id",
+                "value",
+                anon_ids | previous,
+                where="kind = %s",
+                params=["anonymous"],
+            )
         )
         anon_customers = set(self.by_anon.values())
-        self.external = dict(Customer.objects.filter(pk__in=anon_customers).values_list("pk", "external_id"))
+        self.external = dict(rows_where_in(Customer, "id, external_id", "id", anon_customers))
         self.external.update({pk: ext for ext, pk in self.by_user.items()})
 
     def final(self, pk: int) -> int:
@@ -186,8 +180,8 @@ class _Resolver:
             return
         # ON CONFLICT DO NOTHING: a concurrent request creating the same user makes this insert
         # wait for its commit and skip the row instead of failing the whole batch.
-        _insert_customers(external_ids=new, now=self.now)
-        for uid, pk in Customer.objects.filter(external_id__in=new).values_list("external_id", "pk"):
+        insert_customers(external_ids=new, now=self.now)
+        for uid, pk in rows_where_in(Customer, "external_id, id", "external_id", new):
             self.by_user[uid] = pk
             self.external[pk] = uid
         if any(uid not in self.by_user for uid in new):
@@ -227,10 +221,10 @@ class _Resolver:
         values that ended up elsewhere."""
         if not wanted:
             return {}
-        _insert_identities(wanted, now=self.now)
+        insert_identities(wanted, now=self.now)
         actual = dict(
-            CustomerIdentity.objects.filter(kind="anonymous", value__in=list(wanted)).values_list(
-                "value", "customer_id"
+            rows_where_in(
+                CustomerIdentity, "value, customer_id", "value", wanted, where="kind = %s", params=["anonymous"]
             )
         )
         lost = {aid: pk for aid, pk in actual.items() if pk != wanted[aid]}
@@ -262,7 +256,7 @@ class _Resolver:
         if not missing:
             return
         # Anonymous profiles are identical empty rows, so any new id can take any anonymous id.
-        created = _insert_customers(external_ids=[None] * len(missing), now=self.now)
+        created = insert_customers(external_ids=[None] * len(missing), now=self.now)
         for pk in created:
             self.external[pk] = None
         lost = self._insert_identities(dict(zip(missing, created, strict=True)))
@@ -305,127 +299,6 @@ def _apply_traits(messages: list[Message], owners: dict[int, int], result: Inges
     return changed
 
 
-def _insert_customers(*, external_ids: list[str | None], now: dt.datetime) -> list[int]:
-    """New profiles; existing external_ids are skipped (ON CONFLICT DO NOTHING). Returns new ids.
-
-    Hand-written: the ORM prepares all 17 columns of every row, ~1 ms per profile.
-    """
-    if not external_ids:
-        return []
-    table = connection.ops.quote_name(Customer._meta.db_table)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"INSERT INTO {table} (external_id, custom, created_at, updated_at) "
-                "SELECT x, '{}'::jsonb, %s, %s FROM unnest(%s::text[]) AS x ON CONFLICT DO NOTHING RETURNING id",
-                [now, now, external_ids],
-            )
-            return [row[0] for row in cursor.fetchall()]
-        stamp = connection.ops.adapt_datetimefield_value(now)
-        created = []
-        for start in range(0, len(external_ids), SQLITE_CHUNK):
-            chunk = external_ids[start : start + SQLITE_CHUNK]
-            marks = ", ".join(["(%s, '{}', %s, %s)"] * len(chunk))
-            cursor.execute(
-                f"INSERT INTO {table} (external_id, custom, created_at, updated_at) VALUES {marks} "
-                "ON CONFLICT DO NOTHING RETURNING id",
-                [value for x in chunk for value in (x, stamp, stamp)],
-            )
-            created += [row[0] for row in cursor.fetchall()]
-        return created
-
-
-def _insert_identities(wanted: dict[str, int], *, now: dt.datetime) -> None:
-    """Anonymous identities {value: customer id}; values taken meanwhile are skipped."""
-    table = connection.ops.quote_name(CustomerIdentity._meta.db_table)
-    values, owners = zip(*sorted(wanted.items()), strict=True)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"INSERT INTO {table} (customer_id, kind, value, created_at) "
-                "SELECT c, 'anonymous', v, %s FROM unnest(%s::bigint[], %s::text[]) AS u(c, v) ON CONFLICT DO NOTHING",
-                [now, list(owners), list(values)],
-            )
-        else:
-            stamp = connection.ops.adapt_datetimefield_value(now)
-            cursor.executemany(
-                f"INSERT INTO {table} (customer_id, kind, value, created_at) VALUES (%s, 'anonymous', %s, %s) "
-                "ON CONFLICT DO NOTHING",
-                [(c, v, stamp) for v, c in zip(values, owners, strict=True)],
-            )
-
-
-def _lock_customers(pks: list[int]) -> None:
-    """FOR NO KEY UPDATE in id order (PostgreSQL); it does not block other batches' event
-    inserts, whose foreign keys only take KEY SHARE. SQLite serialises writers anyway."""
-    if connection.vendor != "postgresql" or not pks:
-        return
-    table = connection.ops.quote_name(Customer._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE", [pks])
-        if len(cursor.fetchall()) != len(pks):
-            raise MergeConflict("a profile was merged away concurrently")
-
-
-def _widen_seen(times: dict[int, tuple[dt.datetime, dt.datetime]]) -> None:
-    """first_seen_at/last_seen_at = min/max with the batch's times, in SQL so concurrent batches
-    on the same profile cannot lose each other's update (late events are fine too).
-
-    Hand-written: the ORM's CASE form costs ~1 ms per row to compile. PostgreSQL gets the whole
-    batch as three arrays in one statement; SQLite runs in-process, where executemany is cheap.
-    """
-    pks = sorted(times)
-    table = connection.ops.quote_name(Customer._meta.db_table)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"UPDATE {table} AS c SET "
-                "first_seen_at = LEAST(COALESCE(c.first_seen_at, v.f), v.f), "
-                "last_seen_at = GREATEST(COALESCE(c.last_seen_at, v.l), v.l) "
-                "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS v(id, f, l) WHERE c.id = v.id "
-                # The redundant ANY gives the planner an index condition even with stale stats
-                # (a young table otherwise gets a sequential scan and hash join per batch).
-                "AND c.id = ANY(%s::bigint[]) "
-                # Rows that would not change are skipped: no new tuple, no index churn.
-                "AND (c.first_seen_at IS NULL OR c.first_seen_at > v.f OR c.last_seen_at IS NULL "
-                "OR c.last_seen_at < v.l)",
-                [pks, [times[pk][0] for pk in pks], [times[pk][1] for pk in pks], pks],
-            )
-        else:
-            adapt = connection.ops.adapt_datetimefield_value
-            cursor.executemany(
-                f"UPDATE {table} SET first_seen_at = MIN(COALESCE(first_seen_at, %s), %s), "
-                "last_seen_at = MAX(COALESCE(last_seen_at, %s), %s) WHERE id = %s "
-                "AND (first_seen_at IS NULL OR first_seen_at > %s OR last_seen_at IS NULL OR last_seen_at < %s)",
-                [(f, f, last, last, pk, f, last) for pk in pks for f, last in [map(adapt, times[pk])]],
-            )
-
-
-EVENT_COLUMNS = ("customer_id", "source_id", "name", "timestamp", "received_at", "properties", "context", "message_id")
-
-
-def _insert_events(rows: list[tuple]) -> None:
-    """INSERT that skips replayed messageIds (the first payload wins, decisions 19).
-
-    Hand-written because bulk_create spends ~1 ms per row compiling JSON fields; the unique
-    (source, message_id) index does the deduplication.
-    """
-    if not rows:
-        return
-    table = connection.ops.quote_name(Event._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(c) for c in EVENT_COLUMNS)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # COPY is the fastest way in; it has no ON CONFLICT, but replays were filtered out
-            # above, and a concurrent identical messageId raises IntegrityError -> retry.
-            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            marks = ", ".join(["%s"] * len(EVENT_COLUMNS))
-            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING", rows)
-
-
 def _ingest(*, source: Source, messages: list[Message], received_at: dt.datetime) -> IngestResult:
     """Two short transactions: profiles and identities first, then events, traits and seen times.
 
@@ -463,15 +336,15 @@ def _store(
             source.pk,
             m.event,
             adapt(m.timestamp),
-            received,
-            dumps(m.properties),
-            dumps(m.context),
+            received if m.received_at is None else adapt(m.received_at),
+            m.properties if isinstance(m.properties, str) else dumps(m.properties),
+            m.context if isinstance(m.context, str) else dumps(m.context),
             m.message_id,
         )
         for m in messages
         if m.type in EVENT_TYPES
     ]
-    _insert_events(events)
+    insert_events(events)
 
     # Row locks on profiles come last and in id order, so concurrent batches sharing profiles
     # hold them only for the final statements and cannot deadlock on each other.
@@ -480,9 +353,9 @@ def _store(
         pk = owners[m.index]
         low, high = times.get(pk, (m.timestamp, m.timestamp))
         times[pk] = (min(low, m.timestamp), max(high, m.timestamp))
-    _lock_customers(sorted(times))
+    lock_customers(sorted(times))
     changed = _apply_traits(messages, owners, result) | resolver.changed
-    _widen_seen(times)
+    widen_seen(times)
     result.customer_ids = {resolver.final(pk) for pk in owners.values()}
     result.event_names = {m.event for m in messages if m.type in EVENT_TYPES}
     result.changed_ids = {resolver.final(pk) for pk in changed}

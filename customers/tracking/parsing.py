@@ -61,7 +61,10 @@ def invalid(message: str) -> TrackingError:
 
 @dataclass
 class Message:
-    """One accepted call, normalised. `timestamp` is skew-corrected (decisions 20)."""
+    """One accepted call, normalised. `timestamp` is skew-corrected (decisions 20).
+
+    Event messages read back from the inbox carry `properties` and `context` as JSON text.
+    """
 
     index: int
     type: str
@@ -69,11 +72,12 @@ class Message:
     anonymous_id: str | None
     timestamp: dt.datetime
     message_id: str | None
-    context: dict
+    context: dict | str
     event: str | None = None  # the stored event name for track/page/screen/group
-    properties: dict = field(default_factory=dict)
+    properties: dict | str = field(default_factory=dict)
     traits: dict = field(default_factory=dict)  # identify traits
     previous_id: str | None = None  # alias
+    received_at: dt.datetime | None = None  # set when messages of several requests are stored together
 
 
 # ------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from customers.models import Source
-from customers.services.ingest import messages_ingest
+from customers.services.inbox import messages_accept
 
 from .parsing import (
     MAX_BATCH_BYTES,
@@ -138,14 +138,14 @@ def tracking_view(request, route: str):
             },
         )
     try:
-        result = messages_ingest(source=source, messages=parsed.messages, received_at=received_at)
+        warnings = messages_accept(source=source, messages=parsed.messages, received_at=received_at)
     except RecursionError:
         return _error(TrackingError(400, "invalid_request", "A message is nested too deeply."))
     payload = {"success": True}
     if parsed.is_batch and parsed.errors:
         payload.update(accepted=len(parsed.messages), rejected=len(parsed.errors), errors=parsed.errors)
-    if result.warnings:
-        payload["warnings"] = result.warnings
+    if warnings:
+        payload["warnings"] = warnings
     return _json(200, payload)
 
 
