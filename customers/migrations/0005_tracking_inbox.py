@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('customers', '0002_event_customer_no_single_index'),
+        ('customers', '0004_event_revenue_generated'),
     ]
 
     operations = [
