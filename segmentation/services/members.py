@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import uuid
+from array import array
+from pathlib import Path
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
@@ -258,7 +262,9 @@ def segment_members_job_create(*, segment: Segment, user, search: dict | None = 
     """Queue a large manual add as a `members` job; the task starts after commit.
 
     Either `search` (the admin's customer search, re-run by the job) or `customer_ids`
-    (matched CSV rows, kept in the job's params) selects the customers.
+    (matched CSV rows) selects the customers. The ids go to a file under MEDIA_ROOT/members/
+    (8 bytes each; web and worker share MEDIA_ROOT as for imports), not into the job's params,
+    which the job list loads with every row; the job deletes the file when it ends.
     """
     from segmentation.tasks import segment_members_job_task
 
@@ -268,7 +274,8 @@ def segment_members_job_create(*, segment: Segment, user, search: dict | None = 
     if search is not None:
         params["search"] = search
     else:
-        params["customer_ids"] = sorted(set(customer_ids))
+        ids = sorted(set(customer_ids))
+        params.update(ids_file=_ids_store(ids), count=len(ids))
     job = job_create(kind=MEMBERS, params=params, created_by=user, total=total)
     transaction.on_commit(lambda: segment_members_job_task.delay(job.pk))
     return job
@@ -301,8 +308,9 @@ def segment_members_job_run(*, job_id: int) -> dict | None:
             total = queryset.count()
             chunks = _search_chunks(queryset)
         else:
-            total = len(params.get("customer_ids") or [])
-            chunks = _id_chunks(params.get("customer_ids") or [])
+            ids = _ids_load(params["ids_file"])
+            total = len(ids)
+            chunks = _id_chunks(ids)
         job_progress(job_id, progress=0, total=total)
         for chunk, rows in chunks:
             added = members_add_set(segment=segment, queryset=chunk, reason=params.get("reason", Reason.MANUAL))
@@ -317,10 +325,27 @@ def segment_members_job_run(*, job_id: int) -> dict | None:
         )
         job_finish(job_id, result=result, errors=[{"message": _error_text(exc)}], progress=done)
         return result
+    finally:
+        if params.get("ids_file"):
+            Path(params["ids_file"]).unlink(missing_ok=True)
     segment.refresh_from_db(fields=["member_count"])
     result["member_count"] = segment.member_count
     job_finish(job_id, result=result, progress=max(done, total))
     return result
+
+
+def _ids_store(ids: list[int]) -> str:
+    folder = Path(settings.MEDIA_ROOT) / "members" / timezone.now().strftime("%Y-%m-%d")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}.ids"
+    path.write_bytes(array("q", ids).tobytes())
+    return str(path)
+
+
+def _ids_load(path: str) -> list[int]:
+    ids = array("q")
+    ids.frombytes(Path(path).read_bytes())
+    return ids.tolist()
 
 
 def _error_text(exc: Exception) -> str:

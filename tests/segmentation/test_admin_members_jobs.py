@@ -1,6 +1,7 @@
 """Large manual member changes in the admin run as a `members` job (202 + progress + result)."""
 
 import io
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -151,7 +152,10 @@ def test_csv_job_chunks_ids_like_the_instant_path(admin_user):
     members_service.IDS_CHUNK = 3
     try:
         job = services.segment_members_job_create(segment=seg, user=admin_user, customer_ids=[c.pk for c in people])
+        # The ids wait in a file (not in the job's params) that the job deletes when it ends.
+        assert "customer_ids" not in job.params and Path(job.params["ids_file"]).exists()
         result = services.segment_members_job_run(job_id=job.pk)
+        assert not Path(job.params["ids_file"]).exists()
     finally:
         members_service.IDS_CHUNK = chunk
     assert (result["added"], result["unchanged"], result["member_count"]) == (6, 1, 7)
