@@ -10,6 +10,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from customers.models import Customer, CustomerIdentity, Tag
@@ -253,9 +254,16 @@ def _search_chunks(queryset):
 
 
 def _id_chunks(customer_ids: list[int]):
-    for start in range(0, len(customer_ids), IDS_CHUNK):
-        ids = customer_ids[start : start + IDS_CHUNK]
-        yield Customer.objects.filter(pk__in=ids), len(ids)
+    postgres = connection.vendor == "postgresql"
+    size = SET_CHUNK if postgres else IDS_CHUNK
+    for start in range(0, len(customer_ids), size):
+        ids = customer_ids[start : start + size]
+        if postgres:
+            # One array parameter instead of an IN list: compiling 10,000 placeholders a chunk was
+            # a fifth of the job's CPU at 1M ids (bench/members.py).
+            yield Customer.objects.filter(pk__in=RawSQL("SELECT unnest(%s::bigint[])", [ids])), len(ids)
+        else:
+            yield Customer.objects.filter(pk__in=ids), len(ids)
 
 
 def segment_members_job_create(*, segment: Segment, user, search: dict | None = None, customer_ids=None, total=None):

@@ -148,8 +148,8 @@ def test_csv_job_chunks_ids_like_the_instant_path(admin_user):
     people = CustomerFactory.create_batch(7)
     seg = services.segment_create(name="Ids", key="ids", kind="static", owner=admin_user)
     services.segment_members_add(segment=seg, customer_ids=[people[0].pk], reason="manual")
-    chunk = members_service.IDS_CHUNK
-    members_service.IDS_CHUNK = 3
+    chunk, set_chunk = members_service.IDS_CHUNK, members_service.SET_CHUNK
+    members_service.IDS_CHUNK = members_service.SET_CHUNK = 3  # SQLite / PostgreSQL id chunks
     try:
         job = services.segment_members_job_create(segment=seg, user=admin_user, customer_ids=[c.pk for c in people])
         # The ids wait in a file (not in the job's params) that the job deletes when it ends.
@@ -157,7 +157,7 @@ def test_csv_job_chunks_ids_like_the_instant_path(admin_user):
         result = services.segment_members_job_run(job_id=job.pk)
         assert not Path(job.params["ids_file"]).exists()
     finally:
-        members_service.IDS_CHUNK = chunk
+        members_service.IDS_CHUNK, members_service.SET_CHUNK = chunk, set_chunk
     assert (result["added"], result["unchanged"], result["member_count"]) == (6, 1, 7)
     assert _members(seg) == {c.pk for c in people}
     assert Snapshot.objects.filter(segment=seg).count() == 4  # the first id, then three chunks
