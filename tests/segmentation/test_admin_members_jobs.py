@@ -15,17 +15,6 @@ from tests.factories import CustomerFactory
 
 
 @pytest.fixture
-def staff(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
-@pytest.fixture
-def segment(admin_user):
-    return services.segment_create(name="Hand picked", key="hand-picked", kind="static", owner=admin_user)
-
-
-@pytest.fixture
 def low_limit(settings):
     settings.TESSERA_MANUAL_INLINE_LIMIT = 3
     return settings
