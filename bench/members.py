@@ -138,7 +138,10 @@ def main() -> None:
         celery_app.conf.task_always_eager = eager
         celery_app.control.purge()
     clean(segment)
-    Job.objects.filter(created_by=user).delete()
+    for job in Job.objects.filter(created_by=user):
+        if job.params.get("ids_file"):  # the upload's job was purged, not run: drop its id file
+            Path(job.params["ids_file"]).unlink(missing_ok=True)
+        job.delete()
     print(f"load average now {os.getloadavg()}")
     connection.close()
 
