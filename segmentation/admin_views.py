@@ -15,9 +15,10 @@ import csv
 import io
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -27,6 +28,7 @@ from django.utils import timezone
 from customers.models import Customer, Tag
 from segmentation import builder_adapter, services
 from segmentation.models import LedgerEntry, Membership, Reason, Segment, Snapshot
+from segmentation.services.members import customer_search_filter as customer_filter
 
 PAGE_SIZE = 25
 MAX_PAGE_SIZE = 200
@@ -36,6 +38,22 @@ MEMBERS_CHUNK = 10_000
 UPLOAD_MAX_ROWS = 1_000_000
 UNMATCHED_REPORT_LIMIT = 1_000
 SPARK_WIDTH, SPARK_HEIGHT = 320, 56
+
+
+# The search fields "add all results" accepts (the page's search form).
+SEARCH_KEYS = ("q", "country", "tag")
+
+
+def inline_limit() -> int:
+    """Selections larger than this (search results, matched CSV rows) are added by a job."""
+    return settings.TESSERA_MANUAL_INLINE_LIMIT
+
+
+def job_status_url(job_id: int) -> str:
+    try:
+        return reverse("job-detail", args=[job_id])
+    except NoReverseMatch:
+        return f"/api/jobs/{job_id}/"
 
 
 class ServiceError(Exception):
@@ -116,36 +134,6 @@ def _page_args(request) -> tuple[int, int | None]:
     except ValueError:
         after = None
     return size, after
-
-
-def customer_filter(params) -> Q:
-    """The manual page's search: prefix match on external id, email and names, plus filters.
-
-    On PostgreSQL the external id and email prefixes use the `*_like` (pattern ops) indexes
-    Django adds to indexed text columns; names are not indexed, so a name search filters while
-    walking the primary key and stops at the page size (fast when matches are common).
-    """
-    q = Q()
-    text = (params.get("q") or "").strip()
-    if text:
-        if text.startswith("id:") and text[3:].isdigit():
-            q &= Q(pk=int(text[3:]))
-        elif "@" in text:
-            q &= Q(email__startswith=text.lower())
-        else:
-            q &= (
-                Q(external_id__startswith=text)
-                | Q(email__startswith=text.lower())
-                | Q(first_name__istartswith=text)
-                | Q(last_name__istartswith=text)
-            )
-    if params.get("country"):
-        q &= Q(country=params["country"].strip().upper())
-    if params.get("tag"):
-        q &= Q(
-            Exists(Tag.customers.through.objects.filter(customer_id=OuterRef("pk"), tag__name__iexact=params["tag"]))
-        )
-    return q
 
 
 def _customer_url(pk: int) -> str | None:
@@ -369,9 +357,15 @@ class SegmentAdminViews:
         except ServiceError as exc:
             return self._json_error(str(exc))
         if isinstance(body.get("search"), dict) and service == "segment_members_add":
-            qs = Customer.objects.filter(customer_filter(body["search"])).filter(
+            search = {k: str(v) for k, v in body["search"].items() if k in SEARCH_KEYS and v}
+            qs = Customer.objects.filter(customer_filter(search)).filter(
                 ~Exists(Membership.objects.filter(segment=segment, customer_id=OuterRef("pk")))
             )
+            # Bounded count: a subquery with LIMIT, so a million matches cost no more than the limit.
+            limit = inline_limit()
+            if qs.values("pk")[: limit + 1].count() > limit:
+                job = services.segment_members_job_create(segment=segment, user=request.user, search=search)
+                return self._job_response(segment, job)
             ids = qs.order_by("pk").values_list("pk", flat=True)
         else:
             raw = body.get("ids")
@@ -415,6 +409,8 @@ class SegmentAdminViews:
         """CSV of members by external_id or email; unmatched rows are reported, not remembered."""
         segment = self._segment(request, pk, perm="change")
         self._manual_segment(segment)
+        if segment.prebuilt:
+            raise PermissionDenied
         upload = request.FILES.get("file")
         if upload is None:
             return self._json_error("Choose a CSV file with an external_id or email column.")
@@ -422,19 +418,32 @@ class SegmentAdminViews:
             matched, unmatched, total_unmatched = csv_match_customers(upload)
         except ServiceError as exc:
             return self._json_error(str(exc))
+        report = {"matched": len(matched), "unmatched": unmatched, "unmatched_count": total_unmatched}
+        if len(matched) > inline_limit():
+            job = services.segment_members_job_create(
+                segment=segment, user=request.user, customer_ids=matched, total=len(matched)
+            )
+            return self._job_response(segment, job, **report)
         try:
             totals = self._apply_in_chunks(segment, matched, service="segment_members_add")
         except services.SegmentError as exc:
             return self._json_error(error_message(exc), status=409)
         segment.refresh_from_db(fields=["member_count"])
+        return JsonResponse({**totals, **report, "member_count": segment.member_count})
+
+    @staticmethod
+    def _job_response(segment, job, **extra) -> JsonResponse:
+        """202 for a change run by a job: the page polls `status_url` (the REST job detail)."""
         return JsonResponse(
             {
-                **totals,
-                "matched": len(matched),
-                "unmatched": unmatched,
-                "unmatched_count": total_unmatched,
+                "job": job.pk,
+                "status": job.status,
+                "status_url": job_status_url(job.pk),
+                "total": job.total,
                 "member_count": segment.member_count,
-            }
+                **extra,
+            },
+            status=202,
         )
 
 

@@ -69,3 +69,11 @@ def segments_recompute_all_task(job_id: int | None = None, keys: list | None = N
     else:
         segments = Segment.objects.filter(kind=Segment.Kind.DYNAMIC)
     return {"applied": segments_recompute_many(segments=segments, job_id=job_id)["applied"]}
+
+
+@shared_task(name="segmentation.segment_members_job", acks_late=True)
+def segment_members_job_task(job_id: int):
+    """A large manual member change; errors are recorded on the job, not retried (decisions)."""
+    from segmentation.services.members import segment_members_job_run
+
+    return segment_members_job_run(job_id=job_id)

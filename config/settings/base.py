@@ -187,6 +187,8 @@ TESSERA_EXPORT_STALE_SECONDS = env.int("TESSERA_EXPORT_STALE_SECONDS", default=3
 TESSERA_EXPORT_QUEUED_TIMEOUT = env.int("TESSERA_EXPORT_QUEUED_TIMEOUT", default=3600)
 # Server folders export destinations may write under; empty = any folder the worker can write.
 TESSERA_EXPORT_FOLDER_ROOTS = env.list("TESSERA_EXPORT_FOLDER_ROOTS", default=[])
+# Manual segments: "add all results" and CSV uploads above this many customers run as a job.
+TESSERA_MANUAL_INLINE_LIMIT = env.int("TESSERA_MANUAL_INLINE_LIMIT", default=20_000)
 TESSERA_IMPORT_MAX_BYTES = env.int("TESSERA_IMPORT_MAX_BYTES", default=1024 * 1024 * 1024)
 # Messages per second per write key on the tracking API; 0 turns the limit off.
 TESSERA_TRACKING_RATE_LIMIT = env.int("TESSERA_TRACKING_RATE_LIMIT", default=0)

@@ -2,7 +2,13 @@
 
 from .errors import DefinitionProblems, SegmentConflict, SegmentError, SegmentInvalid
 from .incremental import segment_recompute_customers
-from .members import customers_resolve, segment_members_add, segment_members_remove
+from .members import (
+    customers_resolve,
+    segment_members_add,
+    segment_members_job_create,
+    segment_members_job_run,
+    segment_members_remove,
+)
 from .recompute import (
     segment_recompute,
     segment_recompute_start,
@@ -25,6 +31,8 @@ __all__ = [
     "segment_delete",
     "segment_key_from_name",
     "segment_members_add",
+    "segment_members_job_create",
+    "segment_members_job_run",
     "segment_members_remove",
     "segment_recompute",
     "segment_recompute_customers",

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from django.db import transaction
+import logging
+import uuid
+from array import array
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from customers.models import Customer, CustomerIdentity
-from segmentation.models import Membership, Reason, Segment
+from customers.models import Customer, CustomerIdentity, Tag
+from segmentation.models import LedgerEntry, Membership, Reason, Segment, Snapshot
 
 from .apply import membership_apply
 from .errors import SegmentConflict, SegmentInvalid
+
+logger = logging.getLogger(__name__)
 
 MAX_IDS = 10_000
 CHUNK = 1_000
@@ -43,6 +53,36 @@ def customers_resolve(ids: list[str]) -> tuple[dict[str, int], list[str]]:
                 )
             )
     return found, [i for i in ids if i not in found]
+
+
+def customer_search_filter(params) -> Q:
+    """The admin manual page's search: prefix match on external id, email and names, plus filters.
+
+    On PostgreSQL the external id and email prefixes use the `*_like` (pattern ops) indexes
+    Django adds to indexed text columns; names are not indexed, so a name search filters while
+    walking the primary key and stops at the page size (fast when matches are common).
+    """
+    q = Q()
+    text = (params.get("q") or "").strip()
+    if text:
+        if text.startswith("id:") and text[3:].isdigit():
+            q &= Q(pk=int(text[3:]))
+        elif "@" in text:
+            q &= Q(email__startswith=text.lower())
+        else:
+            q &= (
+                Q(external_id__startswith=text)
+                | Q(email__startswith=text.lower())
+                | Q(first_name__istartswith=text)
+                | Q(last_name__istartswith=text)
+            )
+    if params.get("country"):
+        q &= Q(country=params["country"].strip().upper())
+    if params.get("tag"):
+        q &= Q(
+            Exists(Tag.customers.through.objects.filter(customer_id=OuterRef("pk"), tag__name__iexact=params["tag"]))
+        )
+    return q
 
 
 def _clean_ids(segment: Segment, external_ids) -> list[str]:
@@ -121,3 +161,201 @@ def segment_members_remove(
     return _change(
         segment=segment, external_ids=external_ids, customer_ids=customer_ids, reason=reason, add=False, detail=detail
     )
+
+
+# ------------------------------------------------------------------------------
+# Large manual changes, run by a job (admin "add all results" and CSV uploads)
+# ------------------------------------------------------------------------------
+# Rows per chunk transaction. Each chunk is one INSERT ... SELECT plus its ledger rows, so the
+# segment lock is held for one chunk only and progress moves every chunk.
+SET_CHUNK = 20_000
+# IN lists of matched CSV ids stay below SQLite's 32,766 bound parameters.
+IDS_CHUNK = 10_000
+
+
+def members_add_set(*, segment: Segment, queryset, reason: str = Reason.MANUAL, detail: dict | None = None) -> int:
+    """Add every customer `queryset` selects (a Customer queryset) to a static/external segment.
+
+    One transaction and one set statement: `INSERT ... SELECT` of the non-members, with their
+    `entered` ledger rows and one snapshot, like `segment_members_add` for the same customers.
+    Returns the number added. Meant for bounded chunks; callers loop (`segment_members_job_run`).
+    """
+    from .recompute import dependents_reevaluate
+    from .sql import _prep, _tables
+
+    membership, ledger = _tables()
+    # An explicit alias: SQLite does not name a derived table's column after the selected one.
+    sql, params = queryset.order_by().annotate(member_id=F("pk")).values_list("member_id").query.sql_with_params()
+    pk = "member_id"
+    now = timezone.now()
+    at_db = _prep(Membership, "entered_at", now)
+    detail_db = _prep(LedgerEntry, "detail", detail or {})
+    cols = "segment_id, customer_id, change, at, reason, detail, snapshot_id"
+    not_member = f"NOT EXISTS (SELECT 1 FROM {membership} m WHERE m.segment_id = %s AND m.customer_id = c.{pk})"
+    with transaction.atomic():
+        seg = Segment.objects.select_for_update().get(pk=segment.pk)
+        if seg.kind == Segment.Kind.DYNAMIC:
+            raise SegmentConflict("Members of an auto-update segment follow its definition; they cannot be edited.")
+        snapshot = Snapshot.objects.create(
+            segment=seg, version=seg.applied_version, reason=reason, started_at=now, finished_at=now, size=0
+        )
+        with connection.cursor() as cur:
+            if connection.vendor == "postgresql":
+                cur.execute(
+                    f"WITH new AS (INSERT INTO {membership} (segment_id, customer_id, entered_at) "
+                    f"SELECT %s, c.{pk}, %s FROM ({sql}) c WHERE {not_member} RETURNING customer_id) "
+                    f"INSERT INTO {ledger} ({cols}) SELECT %s, customer_id, 'entered', %s, %s, %s, %s FROM new",
+                    [seg.pk, at_db, *params, seg.pk, seg.pk, at_db, reason, detail_db, snapshot.pk],
+                )
+                added = cur.rowcount
+            else:
+                # SQLite has no data-modifying CTE: ledger rows first, then the same anti-join.
+                cur.execute(
+                    f"INSERT INTO {ledger} ({cols}) SELECT %s, c.{pk}, 'entered', %s, %s, %s, %s "
+                    f"FROM ({sql}) c WHERE {not_member}",
+                    [seg.pk, at_db, reason, detail_db, snapshot.pk, *params, seg.pk],
+                )
+                added = cur.rowcount
+                if added:
+                    cur.execute(
+                        f"INSERT INTO {membership} (segment_id, customer_id, entered_at) "
+                        f"SELECT %s, c.{pk}, %s FROM ({sql}) c WHERE {not_member}",
+                        [seg.pk, at_db, *params, seg.pk],
+                    )
+        if not added:
+            snapshot.delete()
+            return 0
+        size = seg.member_count + added
+        Snapshot.objects.filter(pk=snapshot.pk).update(size=size, entered=added)
+        Segment.objects.filter(pk=seg.pk).update(
+            member_count=size, status=Segment.Status.READY, computed_at=now, last_error=""
+        )
+        seg.member_count = size
+        dependents_reevaluate(segment=seg, snapshot_id=snapshot.pk)
+    return added
+
+
+def _search_chunks(queryset):
+    """(chunk queryset, rows in it) walking `queryset` in primary-key ranges of SET_CHUNK rows.
+
+    Each boundary is one keyset step (`pk > last ORDER BY pk OFFSET SET_CHUNK-1 LIMIT 1`), an index
+    range scan; customers created during the job after the last boundary are included.
+    """
+    last = 0
+    while True:
+        rest = queryset.filter(pk__gt=last)
+        bound = list(rest.order_by("pk").values_list("pk", flat=True)[SET_CHUNK - 1 : SET_CHUNK])
+        if not bound:
+            chunk = rest
+            yield chunk, chunk.count()
+            return
+        yield rest.filter(pk__lte=bound[0]), SET_CHUNK
+        last = bound[0]
+
+
+def _id_chunks(customer_ids: list[int]):
+    postgres = connection.vendor == "postgresql"
+    size = SET_CHUNK if postgres else IDS_CHUNK
+    for start in range(0, len(customer_ids), size):
+        ids = customer_ids[start : start + size]
+        if postgres:
+            # One array parameter instead of an IN list: compiling 10,000 placeholders a chunk was
+            # a fifth of the job's CPU at 1M ids (bench/members.py).
+            yield Customer.objects.filter(pk__in=RawSQL("SELECT unnest(%s::bigint[])", [ids])), len(ids)
+        else:
+            yield Customer.objects.filter(pk__in=ids), len(ids)
+
+
+def segment_members_job_create(*, segment: Segment, user, search: dict | None = None, customer_ids=None, total=None):
+    """Queue a large manual add as a `members` job; the task starts after commit.
+
+    Either `search` (the admin's customer search, re-run by the job) or `customer_ids`
+    (matched CSV rows) selects the customers. The ids go to a file under MEDIA_ROOT/members/
+    (8 bytes each; web and worker share MEDIA_ROOT as for imports), not into the job's params,
+    which the job list loads with every row; the job deletes the file when it ends.
+    """
+    from segmentation.tasks import segment_members_job_task
+
+    from .jobs import MEMBERS, job_create
+
+    params: dict = {"segment_id": segment.pk, "reason": Reason.MANUAL}
+    if search is not None:
+        params["search"] = search
+    else:
+        ids = sorted(set(customer_ids))
+        params.update(ids_file=_ids_store(ids), count=len(ids))
+    job = job_create(kind=MEMBERS, params=params, created_by=user, total=total)
+    transaction.on_commit(lambda: segment_members_job_task.delay(job.pk))
+    return job
+
+
+def segment_members_job_run(*, job_id: int) -> dict | None:
+    """Run a `members` job: add its customers chunk by chunk, reporting progress on the job.
+
+    Each chunk is atomic (its members, ledger rows, snapshot and count commit together); the
+    whole job is not: on an error the chunks already done stay applied, the job is marked
+    failed with the error and the counts so far, and running the same change again adds only
+    the rest. Returns the result, or None when the job was not queued (claimed elsewhere).
+    """
+    from customers.models import Job
+
+    from .jobs import job_finish, job_progress, job_start
+
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or not job_start(job_id):
+        return None
+    params = job.params
+    result = {"segment_id": params.get("segment_id"), "added": 0, "unchanged": 0, "member_count": None}
+    done = total = 0
+    try:
+        segment = Segment.objects.filter(pk=params.get("segment_id")).first()
+        if segment is None:
+            raise SegmentConflict("The segment no longer exists.")
+        if "search" in params:
+            queryset = Customer.objects.filter(customer_search_filter(params["search"]))
+            total = queryset.count()
+            chunks = _search_chunks(queryset)
+        else:
+            ids = _ids_load(params["ids_file"])
+            total = len(ids)
+            chunks = _id_chunks(ids)
+        job_progress(job_id, progress=0, total=total)
+        for chunk, rows in chunks:
+            added = members_add_set(segment=segment, queryset=chunk, reason=params.get("reason", Reason.MANUAL))
+            done += rows
+            result["added"] += added
+            result["unchanged"] += rows - added
+            job_progress(job_id, progress=done)
+    except Exception as exc:  # any failure ends the job with the error shown to the marketer
+        logger.exception("members job %s failed", job_id)
+        result["member_count"] = (
+            Segment.objects.filter(pk=params.get("segment_id")).values_list("member_count", flat=True).first()
+        )
+        job_finish(job_id, result=result, errors=[{"message": _error_text(exc)}], progress=done)
+        return result
+    finally:
+        if params.get("ids_file"):
+            Path(params["ids_file"]).unlink(missing_ok=True)
+    segment.refresh_from_db(fields=["member_count"])
+    result["member_count"] = segment.member_count
+    job_finish(job_id, result=result, progress=max(done, total))
+    return result
+
+
+def _ids_store(ids: list[int]) -> str:
+    folder = Path(settings.MEDIA_ROOT) / "members" / timezone.now().strftime("%Y-%m-%d")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}.ids"
+    path.write_bytes(array("q", ids).tobytes())
+    return str(path)
+
+
+def _ids_load(path: str) -> list[int]:
+    ids = array("q")
+    ids.frombytes(Path(path).read_bytes())
+    return ids.tolist()
+
+
+def _error_text(exc: Exception) -> str:
+    message = getattr(exc, "message", None)
+    return str(message or exc or exc.__class__.__name__)

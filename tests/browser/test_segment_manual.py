@@ -130,3 +130,50 @@ def test_upload_member_csv_reports_unmatched_rows(admin_page, live_server, segme
     assert "1 row(s) did not match" in report and "no-such-id" in report
     assert "2 added" in page.text_content("#seg-flash")
     assert _members(segment) == {people[0].pk, people[2].pk}
+
+
+def test_add_all_above_the_limit_runs_as_a_job_with_progress(admin_page, live_server, segment, people, settings):
+    settings.TESSERA_MANUAL_INLINE_LIMIT = 2
+    page = admin_page
+    page.on("dialog", lambda dialog: dialog.accept())
+    services.segment_members_add(segment=segment, customer_ids=[people[0].pk], reason="manual")
+    _open(page, live_server, segment)
+    before = page.locator("#seg-members-list").get_attribute("data-loaded")
+    # Record every text the progress label shows (eager Celery finishes the job within the request).
+    page.evaluate(
+        """() => { window.jobLabels = []; const label = document.getElementById('seg-job-label');
+        new MutationObserver(() => window.jobLabels.push(label.textContent))
+          .observe(label, {childList: true, characterData: true, subtree: true}); }"""
+    )
+    page.click("#seg-add-all")
+    # The 202 shows the job box; the page polls /api/jobs/<id>/ and reloads the lists when it ends.
+    page.wait_for_selector("#seg-job:not([hidden])")
+    page.wait_for_selector("#seg-job[data-status=succeeded]")
+    _wait_reload(page, "seg-members-list", before)
+    labels = page.evaluate("window.jobLabels")
+    assert labels[0] == "Adding customers in the background…" and labels[-1].startswith("Done:")
+    assert "Done: 5 of 5 customers checked, 4 added." in page.text_content("#seg-job-label")
+    assert page.evaluate("document.getElementById('seg-job-progress').value") == 1
+    page.wait_for_function("document.getElementById('seg-member-count').textContent === '5'")
+    assert "Added 4 (1 already members)." in page.text_content("#seg-flash")
+    assert _members(segment) == {p.pk for p in people}
+    assert page.locator("#seg-members-list li[data-customer]").count() == 5
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(SHOTS / "manual-segment-job.png"), full_page=True)
+
+
+def test_large_csv_upload_runs_as_a_job_and_keeps_the_report(
+    admin_page, live_server, segment, people, tmp_path, settings
+):
+    settings.TESSERA_MANUAL_INLINE_LIMIT = 1
+    page = admin_page
+    _open(page, live_server, segment)
+    csv_file = tmp_path / "members.csv"
+    csv_file.write_text(f"external_id\r\n{people[0].external_id}\r\n{people[1].external_id}\r\nno-such-id\r\n")
+    page.set_input_files("#seg-upload-file", str(csv_file))
+    page.click("#seg-upload button[type=submit]")
+    page.wait_for_selector("#seg-job[data-status=succeeded]")
+    assert "1 row(s) did not match" in page.text_content("#seg-upload-report")
+    page.wait_for_function("document.getElementById('seg-member-count').textContent === '2'")
+    assert "Upload: 2 matched, 2 added, 0 already members, 1 unmatched." in page.text_content("#seg-flash")
+    assert _members(segment) == {people[0].pk, people[1].pk}

@@ -2,23 +2,11 @@
 
 import io
 
-import pytest
 from django.urls import reverse
 
 from segmentation import services
 from segmentation.models import LedgerEntry, Membership
 from tests.factories import CustomerFactory
-
-
-@pytest.fixture
-def staff(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
-@pytest.fixture
-def segment(admin_user):
-    return services.segment_create(name="Hand picked", key="hand-picked", kind="static", owner=admin_user)
 
 
 def _post(client, name, segment, body):

@@ -5,6 +5,8 @@
  * do not drag. Every change is saved at once by the admin JSON endpoints (ledger reason
  * "manual") and both lists are reloaded, so what is shown is what is stored.
  * Both lists are keyset-paged (`after=<id>`); the page history is kept here for "Prev".
+ * Large changes ("add all results", big CSV uploads) answer 202 with a job: its progress is
+ * polled from the REST job detail (`status_url`) and both lists reload when it ends.
  */
 (function () {
   "use strict";
@@ -16,6 +18,7 @@
                cursors: [null], page: 0, nextAfter: null, params: {} },
   };
   var busy = false;
+  var POLL_MS = 1000;
 
   function h(tag, cls, text) {
     var el = document.createElement(tag);
@@ -130,16 +133,67 @@
       headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
       body: JSON.stringify(body),
     }).then(function (r) {
-      return r.json().then(function (data) { return { ok: r.ok, data: data }; });
+      return r.json().then(function (data) { return { ok: r.ok, status: r.status, data: data }; });
     }).then(function (res) {
+      if (res.status === 202) return watchJob(res.data, function (result) { flash(addedText(result) + "."); });
       busy = false;
       if (!res.ok) { flash(res.data.message || "The change was refused.", true); return reloadBoth(); }
       var d = res.data;
       setCount(d.member_count);
-      if ("added" in d) flash("Added " + d.added + (d.unchanged ? " (" + d.unchanged + " already members)" : "") + ".");
+      if ("added" in d) flash(addedText(d) + ".");
       else flash("Removed " + d.removed + (d.unchanged ? " (" + d.unchanged + " were not members)" : "") + ".");
       return reloadBoth();
     }).catch(function () { busy = false; flash("Network error: nothing was changed.", true); return reloadBoth(); });
+  }
+  function addedText(d) {
+    return "Added " + num(d.added) + (d.unchanged ? " (" + num(d.unchanged) + " already members)" : "");
+  }
+  function num(n) { return Number(n || 0).toLocaleString("en"); }
+
+  // A change running as a background job: show its progress until it ends, then reload.
+  function watchJob(job, onDone) {
+    busy = true;
+    updateButtons();
+    var box = document.getElementById("seg-job");
+    var label = document.getElementById("seg-job-label");
+    var bar = document.getElementById("seg-job-progress");
+    box.hidden = false;
+    box.setAttribute("data-status", "queued");
+    label.textContent = "Adding " + (job.total ? num(job.total) + " customers" : "customers") + " in the background…";
+    bar.removeAttribute("value");
+    flash("The change is large, so it runs in the background; you can keep working or leave this page.");
+    return new Promise(function (resolve) {
+      function finish(ok, message, result) {
+        busy = false;
+        box.setAttribute("data-status", ok ? "succeeded" : "failed");
+        if (ok) { bar.max = 1; bar.value = 1; }
+        label.textContent = message;
+        if (result && result.member_count !== null && result.member_count !== undefined) setCount(result.member_count);
+        if (ok) onDone(result || {}); else flash(message, true);
+        reloadBoth().then(resolve, resolve);
+      }
+      function poll() {
+        fetch(job.status_url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+          .then(function (r) { if (!r.ok) throw new Error("status " + r.status); return r.json(); })
+          .then(function (j) {
+            box.setAttribute("data-status", j.status);
+            if (j.status === "succeeded") {
+              finish(true, "Done: " + num(j.progress) + " of " + num(j.total) + " customers checked, " + num(j.result.added) + " added.", j.result);
+            } else if (j.status === "failed") {
+              var why = (j.errors && j.errors[0] && j.errors[0].message) || "unknown error";
+              finish(false, "The change stopped: " + why + " (" + num((j.result || {}).added) + " added before it stopped).", j.result);
+            } else {
+              if (j.total) { bar.max = j.total; bar.value = j.progress; }
+              label.textContent = j.status === "running" && j.total
+                ? "Adding in the background: " + num(j.progress) + " of " + num(j.total) + " customers checked…"
+                : "Waiting for a worker to start the change…";
+              window.setTimeout(poll, POLL_MS);
+            }
+          })
+          .catch(function () { window.setTimeout(poll, POLL_MS * 3); });
+      }
+      poll();
+    });
   }
   function add(ids) { return ids.length ? post(config.addUrl, { ids: ids }) : Promise.resolve(); }
   function remove(ids) { return ids.length ? post(config.removeUrl, { ids: ids }) : Promise.resolve(); }
@@ -216,9 +270,13 @@
         var data = new FormData();
         data.append("file", file);
         fetch(config.uploadUrl, { method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": csrfToken() }, body: data })
-          .then(function (r) { return r.json().then(function (d) { return { ok: r.ok, data: d }; }); })
+          .then(function (r) { return r.json().then(function (d) { return { ok: r.ok, status: r.status, data: d }; }); })
           .then(function (res) {
             if (!res.ok) { flash(res.data.message || "Upload refused.", true); return; }
+            if (res.status === 202) {
+              showUnmatched(res.data);
+              return watchJob(res.data, function (result) { showReport(Object.assign({}, res.data, result)); });
+            }
             showReport(res.data);
             reloadBoth();
           })
@@ -231,6 +289,9 @@
     setCount(d.member_count);
     flash("Upload: " + d.matched + " matched, " + d.added + " added, " + d.unchanged + " already members, " +
           d.unmatched_count + " unmatched.", d.unmatched_count > 0 && d.matched === 0);
+    showUnmatched(d);
+  }
+  function showUnmatched(d) {
     var box = document.getElementById("seg-upload-report");
     box.replaceChildren();
     if (!d.unmatched_count) { box.hidden = true; return; }
