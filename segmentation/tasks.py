@@ -53,9 +53,9 @@ def segments_sweep_task(scope: str = "all"):
 
 @shared_task(name="segmentation.segments_watchdog")
 def segments_watchdog_task():
-    from segmentation.services import segments_watchdog
+    from segmentation.services import members_jobs_reap, segments_watchdog
 
-    return segments_watchdog()
+    return {"requeued": segments_watchdog(), "reaped_jobs": members_jobs_reap()}
 
 
 @shared_task(name="segmentation.segments_recompute_all")

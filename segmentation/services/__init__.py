@@ -4,6 +4,7 @@ from .errors import DefinitionProblems, SegmentConflict, SegmentError, SegmentIn
 from .incremental import segment_recompute_customers
 from .members import (
     customers_resolve,
+    members_jobs_reap,
     segment_members_add,
     segment_members_job_create,
     segment_members_job_run,
@@ -30,6 +31,7 @@ __all__ = [
     "segment_create",
     "segment_delete",
     "segment_key_from_name",
+    "members_jobs_reap",
     "segment_members_add",
     "segment_members_job_create",
     "segment_members_job_run",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 from array import array
@@ -340,6 +341,47 @@ def segment_members_job_run(*, job_id: int) -> dict | None:
     result["member_count"] = segment.member_count
     job_finish(job_id, result=result, progress=max(done, total))
     return result
+
+
+# A members job adds about 35,000 customers per CPU-second (bench/RESULTS.md), so an hour covers
+# far more than any real selection; a job queued or running longer than that lost its worker.
+MEMBERS_JOB_STALE_SECONDS = 60 * 60
+
+
+def members_jobs_reap(*, now=None) -> list[int]:
+    """Fail `members` jobs whose worker died or never came (the watchdog calls this).
+
+    The chunks a dead job applied stay applied (each was atomic); the message says so, and the
+    stored id file of a CSV job is removed. Claimed by compare-and-set, so two watchdogs agree.
+    """
+    from customers.models import Job
+
+    from .jobs import MEMBERS
+
+    now = now or timezone.now()
+    cutoff = now - dt.timedelta(seconds=MEMBERS_JOB_STALE_SECONDS)
+    stale = Job.objects.filter(kind=MEMBERS).filter(
+        Q(status=Job.Status.RUNNING, started_at__lt=cutoff) | Q(status=Job.Status.QUEUED, created_at__lt=cutoff)
+    )
+    reaped = []
+    for job in stale:
+        if job.status == Job.Status.RUNNING:
+            message = (
+                "The worker stopped before the job finished. The customers added so far stay in the "
+                "segment; make the same change again to add the rest."
+            )
+        else:
+            message = "No worker picked up the job within an hour; nothing was added. Make the change again."
+        claimed = Job.objects.filter(pk=job.pk, status=job.status).update(
+            status=Job.Status.FAILED, errors=[{"message": message}], finished_at=now
+        )
+        if claimed:
+            if job.params.get("ids_file"):
+                Path(job.params["ids_file"]).unlink(missing_ok=True)
+            reaped.append(job.pk)
+    if reaped:
+        logger.warning("Reaped stale members jobs: %s", ", ".join(map(str, reaped)))
+    return reaped
 
 
 def _ids_store(ids: list[int]) -> str:
