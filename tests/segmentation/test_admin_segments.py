@@ -22,14 +22,9 @@ PL_SPENDERS = {
 
 
 @pytest.fixture
-def staff(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
-@pytest.fixture
-def static_segment(admin_user):
-    return services.segment_create(name="Hand picked", key="hand-picked", kind="static", owner=admin_user)
+def static_segment(segment):
+    """The shared empty static segment (conftest), under the name these tests read best with."""
+    return segment
 
 
 def _dynamic(key="pl-spenders", definition=None, **kwargs):
