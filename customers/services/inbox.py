@@ -29,9 +29,10 @@ from .ingest import messages_ingest
 
 logger = logging.getLogger(__name__)
 
-# Rows per drain transaction: 32 requests of 100-500 events is ~10,000 events, which amortises
-# the per-set statements (identity lookups, profile locks, seen-time update) over many
-# requests while keeping one transaction well under a second (bench/ingest.py).
+# Rows per drain transaction: 100 requests of 100-500 events (~30,000 events in the benchmark,
+# at most 50,000), which amortises the per-set statements (identity lookups, profile locks,
+# seen-time update) over many requests; the seen-time update shrank with bigger sets, while 2
+# drains gained only 10 % for 10 % more CPU (bench/RESULTS.md, event ingestion).
 DRAIN_ROWS = 100
 # A drain stops after this long and re-enqueues itself, so a busy inbox never runs into the
 # task time limit and other tasks get a turn (style 12).
