@@ -352,6 +352,8 @@ def test_a_profile_created_between_checks_and_write_is_updated(monkeypatch):
     assert (racer.city, racer.email) == ("New", "old@example.com")
     assert tag_names(racer) == ["vip"]
     assert Customer.objects.count() == 2
+    other = Customer.objects.get(external_id="u2")
+    assert (other.city, tag_names(other)) == ("Other", ["vip"])
 
 
 def test_header_only_file_imports_nothing_with_a_notice():
