@@ -59,6 +59,26 @@ def test_small_chunks_and_memo_give_the_same_report(monkeypatch):
     assert {e["line"] for e in whole.errors} == {4, 10, 11, 12}  # abc only makes custom.score text
 
 
+def test_columns_that_stop_remembering_mid_file_give_the_same_report(monkeypatch):
+    whole = run(LINES, dry_run=True)
+    monkeypatch.setattr("customers.services.imports.service.CHUNK_ROWS", 4)
+    monkeypatch.setattr(rows, "MEMO_SAMPLE", 4)
+    monkeypatch.setattr(rows, "MEMO_DISTINCT_SHARE", 0.8)
+    readers = []
+    original = rows._ColumnReader.__init__
+
+    def init(self, read, *, memo):
+        original(self, read, memo=memo)
+        readers.append((self, memo))
+
+    monkeypatch.setattr(rows._ColumnReader, "__init__", init)
+    mixed = run(LINES, dry_run=True)
+    assert mixed.as_dict() == whole.as_dict()
+    # Some memoised columns (chunks of all-distinct scores, dates, ...) stopped remembering.
+    assert any(started and not reader.memo for reader, started in readers)
+    assert any(started and reader.memo for reader, started in readers)  # repeating ones (plan) keep theirs
+
+
 def test_small_chunks_write_the_same_profiles(monkeypatch):
     good = [line for i, line in enumerate(LINES) if i not in (2, 8, 9, 10)]
     first = run(good, dry_run=False)

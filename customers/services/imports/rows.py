@@ -22,6 +22,10 @@ CHUNK_ROWS = 10_000
 # Columns whose values are mostly distinct: remembering them would only cost memory.
 UNIQUE_COLUMNS = frozenset({KEY, "email", "phone"})
 MEMO_LIMIT = 20_000  # distinct cells remembered per column
+# A memoised column whose chunk of at least MEMO_SAMPLE cells is more than this share distinct
+# stops remembering (see _ColumnReader.read).
+MEMO_SAMPLE = 1_000
+MEMO_DISTINCT_SHARE = 0.9
 _encode = json.JSONEncoder().encode
 
 
@@ -51,16 +55,16 @@ class _ColumnReader:
 
     def read(self, cells) -> tuple[list, list[tuple[int, str]]]:
         if not self.memo:
-            values, problems = [], []
-            read = self._read
-            for i, raw in enumerate(cells):
-                value, problem = read(raw)
-                values.append(value)
-                if problem:
-                    problems.append((i, problem))
-            return values, problems
+            return self._read_each(cells)
         cache, bad = self.values, self.problems
         distinct = dict.fromkeys(cells)
+        if len(cells) >= MEMO_SAMPLE and len(distinct) > len(cells) * MEMO_DISTINCT_SHARE:
+            # Mostly distinct after all (prices, birth dates, scores): the memo would cost more
+            # than it saves, for the rest of the file too.
+            self.memo = False
+            cache.clear()
+            bad.clear()
+            return self._read_each(cells)
         missing = [raw for raw in distinct if raw not in cache]
         if missing:
             if len(cache) + len(missing) > MEMO_LIMIT:
@@ -75,6 +79,16 @@ class _ColumnReader:
         if bad and not bad.keys().isdisjoint(distinct):
             return values, [(i, bad[raw]) for i, raw in enumerate(cells) if raw in bad]
         return values, []
+
+    def _read_each(self, cells) -> tuple[list, list[tuple[int, str]]]:
+        values, problems = [], []
+        read = self._read
+        for i, raw in enumerate(cells):
+            value, problem = read(raw)
+            values.append(value)
+            if problem:
+                problems.append((i, problem))
+        return values, problems
 
 
 def split_tags(text: str) -> list[str]:
