@@ -6,13 +6,15 @@ them; the result and what is written must not change.
 
 import io
 import json
+import re
+from functools import partial
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from customers.models import Customer, Tag
-from customers.normalize import NormalizationError, coerce
+from customers.normalize import NormalizationError, coerce, parse_date
 from customers.services.imports import customer_import, rows
 from tests.factories import CustomerFactory
 
@@ -145,3 +147,35 @@ def test_number_cells_stage_the_json_of_the_shared_rule(text):
             rows._number_fragment(text, key_json='"n"')
         return
     assert rows._number_fragment(text, key_json='"n"') == f'"n": {json.dumps(value)}'
+
+
+NUMBER_CELLS = st.from_regex(r"-?(0|[1-9][0-9]{0,20})(\.[0-9]{1,20})?", fullmatch=True) | st.sampled_from(
+    ["9007199254740992", "-0", "1.10", " 2 ", "1e3", "0x1", "'-5", "abc", "", "+1", "٣"]
+)
+
+
+@settings(max_examples=100)
+@given(st.lists(NUMBER_CELLS, min_size=1, max_size=30))
+def test_number_column_reader_gives_what_the_generic_reader_gives(cells):
+    generic = rows._ColumnReader(
+        rows._cell_reader(partial(rows._number_fragment, key_json='"n"'), suffix=" (custom.n is number)."), memo=False
+    )
+    fast = rows._NumberColumnReader(generic._read, key_json='"n"')
+    assert fast.read(cells) == generic.read(cells)
+
+
+@settings(max_examples=300)
+@given(
+    st.from_regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", fullmatch=True)
+    | st.sampled_from(
+        ["2024-02-29", "2023-02-29", "0000-01-01", "2024-1-01", " 2024-01-01", "2024-01-01T10:00", "٢٠٢٤-٠١-٠١"]
+    )
+)
+def test_date_cells_stage_what_the_shared_rule_gives(text):
+    try:
+        value = parse_date(text)
+    except NormalizationError as exc:
+        with pytest.raises(NormalizationError, match=re.escape(str(exc))):
+            rows._staged_date(text)
+        return
+    assert rows._staged_date(text) == value.isoformat()

@@ -9,11 +9,12 @@ customers.normalize (decisions 15, 21), unchanged: this module only decides how 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from functools import partial
 
 from customers.csvformat import unescape_injection
-from customers.normalize import NUMERIC_RE, NormalizationError, coerce, normalize_text, parse_date
+from customers.normalize import DATE_RE, NUMERIC_RE, NormalizationError, coerce, normalize_text, parse_date
 
 from ..profiles import PROFILE_NORMALIZERS
 from .header import KEY, MAX_LENGTHS, TAG_MAX, TAGS, Columns
@@ -114,6 +115,13 @@ def _staged_tags(text: str):
 
 
 def _staged_date(text: str) -> str | None:
+    if len(text) == 10 and text.isascii() and DATE_RE.fullmatch(text):
+        try:
+            dt.date.fromisoformat(text)
+        except ValueError:
+            pass  # the shared rule below says why
+        else:
+            return text  # already the ISO form parse_date's value would be written in
     value = parse_date(text)
     return value.isoformat() if value is not None else None
 
@@ -124,16 +132,47 @@ def _custom_fragment(text: str, *, key_json: str, type_: str) -> str | None:
     return None if value is None else f"{key_json}: {_encode(value)}"
 
 
+def _plain_number_fragment(text: str, key_json: str) -> str | None:
+    """The fragment of a plain number (NUMERIC_RE) without Decimal (same JSON), else None."""
+    whole, _, decimals = text.partition(".")
+    if decimals.strip("0"):
+        return f"{key_json}: {float(text)!r}"  # what float(Decimal(text)) gives: both round correctly
+    number = int(whole)
+    if abs(number) < 2**53:
+        return f"{key_json}: {number}"
+    return None
+
+
 def _number_fragment(text: str, *, key_json: str) -> str | None:
     """_custom_fragment for a number column, without Decimal for plain numbers (same JSON)."""
-    if NUMERIC_RE.fullmatch(text):
-        whole, _, decimals = text.partition(".")
-        if decimals.strip("0"):
-            return f"{key_json}: {float(text)!r}"  # what float(Decimal(text)) gives: both round correctly
-        number = int(whole)
-        if abs(number) < 2**53:
-            return f"{key_json}: {number}"
+    if NUMERIC_RE.fullmatch(text) and (fragment := _plain_number_fragment(text, key_json)) is not None:
+        return fragment
     return _custom_fragment(text, key_json=key_json, type_="number")
+
+
+class _NumberColumnReader(_ColumnReader):
+    """A custom number column: plain numbers (most cells) skip the reader's layers.
+
+    A cell matching NUMERIC_RE has no injection prefix, no spaces and no sign other than `-`, so
+    unescape_injection would leave it as it is and _number_fragment takes its first branch.
+    """
+
+    def __init__(self, read, *, key_json: str):
+        super().__init__(read, memo=False)
+        self._key_json = key_json
+
+    def _read_each(self, cells) -> tuple[list, list[tuple[int, str]]]:
+        values, problems = [], []
+        append, plain, key_json, read = values.append, NUMERIC_RE.fullmatch, self._key_json, self._read
+        for i, raw in enumerate(cells):
+            if plain(raw) and (fragment := _plain_number_fragment(raw, key_json)) is not None:
+                append(fragment)
+                continue
+            value, problem = read(raw)
+            append(value)
+            if problem:
+                problems.append((i, problem))
+        return values, problems
 
 
 class RowValidator:
@@ -163,12 +202,15 @@ class RowValidator:
         for key, type_ in columns.custom.items():
             if type_ is None:
                 continue
+            suffix = f" (custom.{key} is {type_})."
             if type_ == "number":
-                fragment = partial(_number_fragment, key_json=_encode(key))
+                reader = _NumberColumnReader(
+                    _cell_reader(partial(_number_fragment, key_json=_encode(key)), suffix=suffix), key_json=_encode(key)
+                )
             else:
-                fragment = partial(_custom_fragment, key_json=_encode(key), type_=type_)
-            read = _cell_reader(fragment, suffix=f" (custom.{key} is {type_}).")
-            self._custom_slots.append(self._add(None, f"custom.{key}", idx[f"custom.{key}"], read))
+                read = _cell_reader(partial(_custom_fragment, key_json=_encode(key), type_=type_), suffix=suffix)
+                reader = _ColumnReader(read, memo=True)
+            self._custom_slots.append(self._add(None, f"custom.{key}", idx[f"custom.{key}"], reader))
         self._tags_slot = None
         if columns.has_tags:
             self._tags_slot = self._add(None, TAGS, idx[TAGS], _cell_reader(_staged_tags))
@@ -179,7 +221,8 @@ class RowValidator:
     def _add(self, staged: str | None, column: str, pos: int, read) -> int:
         if staged is not None:
             self.staged_columns.append(staged)
-        self._readers.append((column, pos, _ColumnReader(read, memo=column not in UNIQUE_COLUMNS)))
+        reader = read if isinstance(read, _ColumnReader) else _ColumnReader(read, memo=column not in UNIQUE_COLUMNS)
+        self._readers.append((column, pos, reader))
         return len(self._readers) - 1
 
     def validate(self, chunk: list[tuple[int, list[str]]]) -> tuple[list[tuple], list[tuple[int, list]]]:
@@ -250,4 +293,7 @@ def _custom_objects(columns: list[list]) -> list[str]:
     """The staged custom JSON object of every row from its columns' `"key": value` fragments."""
     if len(columns) == 1:
         return ["{" + f + "}" if f is not None else "{}" for f in columns[0]]
+    if not any(None in column for column in columns):  # no empty cell in the chunk: one format
+        template = "{" + ", ".join(["%s"] * len(columns)) + "}"
+        return [template % parts for parts in zip(*columns, strict=True)]
     return ["{" + ", ".join([f for f in parts if f is not None]) + "}" for parts in zip(*columns, strict=True)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
 import time
 from array import array
@@ -18,6 +20,7 @@ from .rows import CHUNK_ROWS, RowValidator
 from .staging import Staging
 
 PROGRESS_EVERY = 0.5  # seconds between progress callbacks
+GC_THRESHOLD = 50_000  # allocations between young-generation collections while validating
 
 
 def customer_import(
@@ -57,7 +60,8 @@ def customer_import(
         validator = RowValidator(columns)
         with csv_source.open() as fh:
             _, _, rows = csv_rows(fh, delimiter=result.delimiter)
-            staged = _validate(rows, validator, errors, staging, progress=progress, total=total_lines)
+            with _fewer_collections():
+                staged = _validate(rows, validator, errors, staging, progress=progress, total=total_lines)
         result.rows = staged + errors.total
         if not result.rows:
             result.notices.append("The file has a header but no rows.")
@@ -85,6 +89,23 @@ def customer_import(
             staging.drop()
         csv_source.close()
     return result
+
+
+@contextlib.contextmanager
+def _fewer_collections():
+    """Run the cyclic garbage collector less often while rows are validated.
+
+    Every chunk allocates a few hundred thousand short-lived tuples, lists and strings, none of
+    them in reference cycles; at the default threshold (700 allocations) the collector runs after
+    every few rows and, every tenth run, walks everything the process holds. That cost a third of
+    the validation time. Refcounting still frees every row at once; cycles are still collected.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def _validate(rows, validator: RowValidator, errors: RowErrors, staging: Staging, *, progress, total) -> int:
