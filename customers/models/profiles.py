@@ -81,13 +81,19 @@ class Customer(models.Model):
     # Changes only with attributes or tags (decisions 16), so it is set by services, not auto_now.
     updated_at = models.DateTimeField(default=timezone.now)
     first_seen_at = models.DateTimeField(null=True, blank=True)
-    last_seen_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
         indexes = [
             models.Index(fields=["email"], name="customer_email_idx"),
             models.Index(fields=["country"], name="customer_country_idx"),
+            # Partial: profiles never seen (every imported one) stay out of it. Every query it
+            # serves compares last_seen_at, which implies NOT NULL; none sorts by it through the
+            # index (the admin's newest-first order puts NULLs last, which a btree can't give).
+            models.Index(
+                fields=["last_seen_at"], name="customer_last_seen_idx", condition=models.Q(last_seen_at__isnull=False)
+            ),
         ]
         constraints = [
             models.UniqueConstraint(fields=["external_id"], name="customer_external_id_unique"),
