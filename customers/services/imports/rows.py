@@ -107,11 +107,11 @@ def split_tags(text: str) -> list[str]:
 
 
 def _staged_tags(text: str):
-    """(tags JSON, lower-cased keys JSON, names) as the staging table holds them."""
+    """(lower-cased keys JSON as the staging table holds them, names)."""
     tags = split_tags(text)
     if not tags:
-        return "[]", "[]", tags
-    return _encode(tags), _encode([t.lower() for t in tags]), tags
+        return "[]", tags
+    return _encode([t.lower() for t in tags]), tags
 
 
 def _staged_date(text: str) -> str | None:
@@ -214,7 +214,7 @@ class RowValidator:
         self._tags_slot = None
         if columns.has_tags:
             self._tags_slot = self._add(None, TAGS, idx[TAGS], _cell_reader(_staged_tags))
-            self.staged_columns += ["tags", "tag_keys"]
+            self.staged_columns.append("tag_keys")
         if self._custom_slots:
             self.staged_columns.append("custom")
 
@@ -250,7 +250,7 @@ class RowValidator:
         staged = [lines]
         for slot, got in enumerate(values):
             if slot == self._tags_slot:
-                staged += [[v[0] if v else None for v in got], [v[1] if v else None for v in got]]
+                staged.append([v[0] if v else None for v in got])
             elif slot not in self._custom_slots:
                 staged.append(got)
         if self._custom_slots:
@@ -285,7 +285,7 @@ class RowValidator:
             if value is None or i in problems or id(value) in seen:
                 continue
             seen.add(id(value))
-            for tag in value[2]:
+            for tag in value[1]:
                 names.setdefault(tag.lower(), tag)
 
 

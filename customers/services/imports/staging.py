@@ -69,7 +69,7 @@ class Staging:
             new_id += " DEFAULT nextval('{}'::regclass)".format(sequence.replace("'", "''"))
         staging._run(
             f"CREATE TEMP TABLE {staging.table} ({line}, {profile}, "
-            f"custom {json_type} NOT NULL DEFAULT '{{}}', tags {json_type}, tag_keys {json_type}, "
+            f"custom {json_type} NOT NULL DEFAULT '{{}}', tag_keys {json_type}, "
             "customer_id bigint, match_count integer, "
             "attrs_changed boolean NOT NULL DEFAULT false, "
             f"tags_changed boolean NOT NULL DEFAULT false, {new_id})"
