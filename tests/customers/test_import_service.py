@@ -342,14 +342,17 @@ def test_a_profile_created_between_checks_and_write_is_updated(monkeypatch):
     original = imports.Staging.apply
 
     def racing_apply(self, **kwargs):
-        CustomerFactory(external_id="u1", email="old@example.com", city="Old", tags=["gone"])
+        CustomerFactory(
+            external_id="u1", email="old@example.com", city="Old", tags=["gone"], custom={"plan": "old", "keep": 1}
+        )
         return original(self, **kwargs)
 
     monkeypatch.setattr(imports.Staging, "apply", racing_apply)
-    result = run(csv("external_id,city,tags", "u1,New,vip", "u2,Other,vip"))
+    result = run(csv("external_id,city,tags,custom.plan", "u1,New,vip,pro", "u2,Other,vip,"))
     assert result.ok and result.created == 2  # as previewed; u1 turned out to exist by then
     racer = Customer.objects.get(external_id="u1")
     assert (racer.city, racer.email) == ("New", "old@example.com")
+    assert racer.custom == {"plan": "pro", "keep": 1}  # the file's column replaced, the rest kept
     assert tag_names(racer) == ["vip"]
     assert Customer.objects.count() == 2
     other = Customer.objects.get(external_id="u2")

@@ -368,6 +368,7 @@ class Staging:
         """A profile with one of the file's external_ids was created (by tracking) since the checks:
         it is updated instead, by the same rules as the matched profiles in apply()."""
         t, c = self.table, self.customers
+        params = list(params)  # the conflict clause's parameters follow the insert's
         conflict = [f"{f} = excluded.{f}" for f in self.profile]
         if self.custom_keys:
             conflict.append(f"custom = {self._merge_custom(f'{c}.custom', 'excluded.custom', params)}")
