@@ -26,7 +26,7 @@ from customers.admin.imports import CustomerImportMixin
 from customers.csvformat import csv_writer, format_cell
 from customers.models import AttributeDefinition, Customer, CustomerIdentity, Event, Tag
 from customers.normalize import NormalizationError, coerce, normalize_text, validate_custom_key
-from customers.selectors import customer_list
+from customers.selectors import customer_countries, customer_list, tags_with_customers
 from customers.services import customer_create, customer_erase, customer_update
 from customers.services.attributes import custom_types
 from customers.services.profiles import PROFILE_FIELDS, PROFILE_NORMALIZERS
@@ -44,10 +44,8 @@ class CountryFilter(admin.SimpleListFilter):
     parameter_name = "country"
 
     def lookups(self, request, model_admin):
-        # order_by(): Meta.ordering would add `id` to the DISTINCT columns.
-        codes = Customer.objects.exclude(country=None).order_by().values_list("country", flat=True).distinct()
         named = []
-        for code in codes:
+        for code in customer_countries():
             country = pycountry.countries.get(alpha_2=code)
             named.append(
                 (code, f"{getattr(country, 'common_name', None) or country.name} ({code})" if country else code)
@@ -81,10 +79,7 @@ class TagFilter(admin.SimpleListFilter):
     parameter_name = "tag"
 
     def lookups(self, request, model_admin):
-        return [
-            (str(pk), name)
-            for pk, name in Tag.objects.filter(customers__isnull=False).distinct().values_list("pk", "name")
-        ]
+        return [(str(pk), name) for pk, name in tags_with_customers().values_list("pk", "name")]
 
     def queryset(self, request, queryset):
         return queryset.filter(tags__pk=self.value()) if self.value() else queryset
