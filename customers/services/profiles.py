@@ -188,6 +188,10 @@ def customer_erase(*, customer: Customer, actor=None) -> AuditEntry:
     The audit entry keeps only the actor, time, internal id and row counts (decisions 44).
     """
     pk = customer.pk
+    # Lock the row before the links and other rows are collected: writers that add tag links
+    # (imports, bulk tagging) lock the profiles they link first, so either they wait for this
+    # erasure and then see the profile gone, or this waits for them and removes their links too.
+    Customer.objects.select_for_update().filter(pk=pk).exists()
     _, counts = customer.delete()
     return AuditEntry.objects.create(
         action="customer_erased",

@@ -48,7 +48,12 @@ def customers_tag_add(*, customers: QuerySet, name: str) -> list[int]:
     with transaction.atomic():
         (tag,) = tags_get_or_create([name])
         missing = customers.exclude(tags=tag).order_by("pk").values_list("pk", flat=True).distinct()
-        for ids in _chunks(missing):
+        for chunk in _chunks(missing):
+            # Locked first, and only profiles still there are linked: the link table has no
+            # foreign keys, and an erasure waits on this lock (customer_erase).
+            ids = list(
+                Customer.objects.select_for_update().filter(pk__in=chunk).order_by("pk").values_list("pk", flat=True)
+            )
             through.objects.bulk_create([through(customer_id=pk, tag_id=tag.pk) for pk in ids], ignore_conflicts=True)
             _touch(ids, changed)
         if changed:

@@ -4,12 +4,18 @@ Every way a customer or a tag is deleted must take its links with it, and the sc
 the import's speed relies on: no foreign-key constraints, no single-column customer_id index.
 """
 
+import io
+import threading
+import time
+
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from customers.models import Customer, Tag
 from customers.services.identity import customer_merge
+from customers.services.imports import customer_import
 from customers.services.profiles import customer_erase
+from customers.services.tags import customers_tag_add
 from tests.factories import CustomerFactory, TagFactory
 
 pytestmark = pytest.mark.django_db
@@ -65,3 +71,124 @@ def test_link_table_schema_has_no_foreign_keys_and_two_lookup_indexes():
         tuple(c["columns"]) for c in constraints.values() if (c["index"] or c["unique"]) and not c["primary_key"]
     )
     assert lookups == [("customer_id", "tag_id"), ("tag_id", "customer_id")]
+
+
+# -- erasure racing a writer of links (PostgreSQL: SQLite runs one writer at a time) -----------------
+postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite serialises writers")
+
+
+def _thread(errors, fn):
+    def target():
+        try:
+            fn()
+        except Exception as exc:  # surfaced by the assertions of the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    return threading.Thread(target=target)
+
+
+def _wait_until_blocked(count=1, timeout=10):
+    """Until `count` other backends of this database wait for a lock."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0] >= count:
+                return
+        time.sleep(0.02)
+    raise AssertionError("no backend ended up waiting for the lock")
+
+
+def _import_tags(text):
+    data = ("external_id,tags\r\n" + text + "\r\n").encode()
+    result = customer_import(path_or_file=io.BytesIO(data), dry_run=False)
+    assert result.ok, result.errors
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_an_import_waiting_for_an_erasure_links_nothing_to_the_erased_profile():
+    gone = CustomerFactory(external_id="gone", tags=["old"])
+    CustomerFactory(external_id="kept", tags=["old"])
+    erased, release, errors = threading.Event(), threading.Event(), []
+
+    def erase():
+        with transaction.atomic():
+            customer_erase(customer=Customer.objects.get(pk=gone.pk))
+            erased.set()
+            release.wait(10)
+
+    eraser = _thread(errors, erase)
+    eraser.start()
+    assert erased.wait(10)
+    importer = _thread(errors, lambda: _import_tags("gone,vip\r\nkept,vip"))
+    importer.start()
+    _wait_until_blocked()  # the import's UPDATE of "gone" waits for the erasure
+    release.set()
+    eraser.join()
+    importer.join()
+    assert errors == []
+    assert not Customer.objects.filter(pk=gone.pk).exists()
+    assert not Link.objects.filter(customer_id=gone.pk).exists()
+    assert list(Customer.objects.get(external_id="kept").tags.values_list("name", flat=True)) == ["vip"]
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_an_erasure_waiting_for_an_import_removes_the_links_it_wrote(monkeypatch):
+    from customers.services import imports
+
+    gone = CustomerFactory(external_id="gone", tags=["old"])
+    linked, release, errors = threading.Event(), threading.Event(), []
+    original = imports.Staging._replace_tags
+
+    def replace_then_wait(self):
+        original(self)
+        linked.set()
+        release.wait(10)  # the import's transaction stays open with its links written
+
+    monkeypatch.setattr(imports.Staging, "_replace_tags", replace_then_wait)
+    importer = _thread(errors, lambda: _import_tags("gone,vip"))
+    importer.start()
+    assert linked.wait(10)
+    eraser = _thread(errors, lambda: customer_erase(customer=Customer.objects.get(pk=gone.pk)))
+    eraser.start()
+    _wait_until_blocked()  # the erasure waits for the import's lock on the profile
+    release.set()
+    importer.join()
+    eraser.join()
+    assert errors == []
+    assert not Customer.objects.filter(pk=gone.pk).exists()
+    assert not Link.objects.filter(customer_id=gone.pk).exists()
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_bulk_tagging_waiting_for_an_erasure_links_only_profiles_still_there():
+    gone, kept = CustomerFactory(external_id="gone"), CustomerFactory(external_id="kept")
+    erased, release, errors = threading.Event(), threading.Event(), []
+
+    def erase():
+        with transaction.atomic():
+            customer_erase(customer=Customer.objects.get(pk=gone.pk))
+            erased.set()
+            release.wait(10)
+
+    eraser = _thread(errors, erase)
+    eraser.start()
+    assert erased.wait(10)
+    tagger = _thread(
+        errors, lambda: customers_tag_add(customers=Customer.objects.filter(pk__in=[gone.pk, kept.pk]), name="vip")
+    )
+    tagger.start()
+    _wait_until_blocked()
+    release.set()
+    eraser.join()
+    tagger.join()
+    assert errors == []
+    assert _links() == [(kept.pk, Tag.objects.get(name="vip").pk)]

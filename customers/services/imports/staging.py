@@ -409,10 +409,15 @@ class Staging:
             f"DELETE FROM {through} WHERE customer_id IN "
             f"(SELECT customer_id FROM {t} WHERE customer_id IS NOT NULL AND (tags_changed OR new_id IS NOT NULL))"
         )
+        # The link table has no foreign keys (decisions): a matched profile erased since the checks
+        # gets no links. The profiles that change are locked by apply()'s UPDATE, so an erasure
+        # either committed before it (and is seen here) or waits for this import and then removes
+        # the links written here.
         self._run(
             f"INSERT INTO {through} (customer_id, tag_id) SELECT coalesce({t}.customer_id, {t}.new_id), m.tag_id "
             f"FROM {t}, {self._each(f'{t}.tag_keys')}, {t}_tags AS m "
-            f"WHERE m.key = x.value AND ({t}.tags_changed OR {t}.new_id IS NOT NULL)"
+            f"WHERE m.key = x.value AND ({t}.tags_changed OR {t}.new_id IS NOT NULL) AND ({t}.customer_id IS NULL "
+            f"OR EXISTS (SELECT 1 FROM {self.customers} AS c WHERE c.id = {t}.customer_id))"
         )
 
     def touched_ids(self) -> array:
