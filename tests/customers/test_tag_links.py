@@ -110,29 +110,35 @@ def _import_tags(text):
     assert result.ok, result.errors
 
 
-@postgres_only
-@pytest.mark.django_db(transaction=True)
-def test_an_import_waiting_for_an_erasure_links_nothing_to_the_erased_profile():
-    gone = CustomerFactory(external_id="gone", tags=["old"])
-    CustomerFactory(external_id="kept", tags=["old"])
+def _while_erasing(customer, writer):
+    """Run `writer` in a thread while another holds the erasure of `customer` uncommitted until
+    the writer waits for it; returns the errors of both threads."""
     erased, release, errors = threading.Event(), threading.Event(), []
 
     def erase():
         with transaction.atomic():
-            customer_erase(customer=Customer.objects.get(pk=gone.pk))
+            customer_erase(customer=Customer.objects.get(pk=customer.pk))
             erased.set()
             release.wait(10)
 
     eraser = _thread(errors, erase)
     eraser.start()
     assert erased.wait(10)
-    importer = _thread(errors, lambda: _import_tags("gone,vip\r\nkept,vip"))
-    importer.start()
-    _wait_until_blocked()  # the import's UPDATE of "gone" waits for the erasure
+    other = _thread(errors, writer)
+    other.start()
+    _wait_until_blocked()  # the writer waits for the erasure's lock on the profile
     release.set()
     eraser.join()
-    importer.join()
-    assert errors == []
+    other.join()
+    return errors
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_an_import_waiting_for_an_erasure_links_nothing_to_the_erased_profile():
+    gone = CustomerFactory(external_id="gone", tags=["old"])
+    CustomerFactory(external_id="kept", tags=["old"])
+    assert _while_erasing(gone, lambda: _import_tags("gone,vip\r\nkept,vip")) == []
     assert not Customer.objects.filter(pk=gone.pk).exists()
     assert not Link.objects.filter(customer_id=gone.pk).exists()
     assert list(Customer.objects.get(external_id="kept").tags.values_list("name", flat=True)) == ["vip"]
@@ -171,24 +177,6 @@ def test_an_erasure_waiting_for_an_import_removes_the_links_it_wrote(monkeypatch
 @pytest.mark.django_db(transaction=True)
 def test_bulk_tagging_waiting_for_an_erasure_links_only_profiles_still_there():
     gone, kept = CustomerFactory(external_id="gone"), CustomerFactory(external_id="kept")
-    erased, release, errors = threading.Event(), threading.Event(), []
-
-    def erase():
-        with transaction.atomic():
-            customer_erase(customer=Customer.objects.get(pk=gone.pk))
-            erased.set()
-            release.wait(10)
-
-    eraser = _thread(errors, erase)
-    eraser.start()
-    assert erased.wait(10)
-    tagger = _thread(
-        errors, lambda: customers_tag_add(customers=Customer.objects.filter(pk__in=[gone.pk, kept.pk]), name="vip")
-    )
-    tagger.start()
-    _wait_until_blocked()
-    release.set()
-    eraser.join()
-    tagger.join()
-    assert errors == []
+    both = Customer.objects.filter(pk__in=[gone.pk, kept.pk])
+    assert _while_erasing(gone, lambda: customers_tag_add(customers=both, name="vip")) == []
     assert _links() == [(kept.pk, Tag.objects.get(name="vip").pk)]
