@@ -12,6 +12,7 @@ import json
 import pycountry
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import PAGE_VAR, ChangeList
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -19,6 +20,7 @@ from django.db.models import F
 from django.http import StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
 from customers.admin.common import when
@@ -189,6 +191,43 @@ class TagActionForm(forms.Form):
         return name
 
 
+class FirstPagePaginator(Paginator):
+    """Reads the first page (one row more) before counting.
+
+    When every match fits on it, the usual search for one person, those rows are the count and
+    no COUNT(*) reads a million profiles a second time; otherwise it counts as usual and page 1
+    reuses the rows already read. Only for requests of the first page (`first_page`).
+    """
+
+    def __init__(self, *args, first_page: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.first_page = first_page
+
+    @cached_property
+    def head(self) -> list:
+        return list(self.object_list[: self.per_page + 1])
+
+    @cached_property
+    def count(self) -> int:
+        if self.first_page and len(self.head) <= self.per_page:
+            return len(self.head)
+        return super().count
+
+    def page(self, number):
+        number = self.validate_number(number)
+        if number == 1 and "head" in self.__dict__:
+            return self._get_page(self.head[: self.per_page], number, self)
+        return super().page(number)
+
+
+class CustomerChangeList(ChangeList):
+    def get_results(self, request):
+        super().get_results(request)
+        head = self.paginator.__dict__.get("head")
+        if head is not None and not self.multi_page:  # all of them, already read
+            self.result_list = head
+
+
 # ------------------------------------------------------------------------------
 # Admin
 # ------------------------------------------------------------------------------
@@ -264,6 +303,13 @@ class CustomerAdmin(CustomerImportMixin, admin.ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         return self.fieldsets if obj else self.add_fieldsets
+
+    def get_changelist(self, request, **kwargs):
+        return CustomerChangeList
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        first_page = request.GET.get(PAGE_VAR, "1") == "1"
+        return FirstPagePaginator(queryset, per_page, orphans, allow_empty_first_page, first_page=first_page)
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("tags")

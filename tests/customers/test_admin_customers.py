@@ -2,6 +2,8 @@ import datetime as dt
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -285,3 +287,29 @@ def test_list_is_most_recently_seen_first_and_never_seen_last(staff, people):
     Customer.objects.filter(pk=ann.pk).update(last_seen_at=now - dt.timedelta(days=3))
     Customer.objects.filter(pk=anon.pk).update(last_seen_at=now - dt.timedelta(hours=1))
     assert _rows(staff.get(LIST)) == [f"id:{anon.pk}", "ann-1", "bob-2"]
+
+
+def _counts(queries):
+    return [q["sql"] for q in queries if q["sql"].startswith("SELECT COUNT(*)")]
+
+
+def test_a_search_that_fits_on_one_page_is_not_counted_again(staff, people):
+    with CaptureQueriesContext(connection) as queries:
+        response = staff.get(LIST, {"q": "nowak"})
+    assert _rows(response) == ["ann-1"]
+    assert response.context["cl"].result_count == 1
+    assert "1 result" in response.content.decode()
+    # Only the unfiltered total of the paginator's "Show all" link, none for the search itself.
+    assert not [sql for sql in _counts(queries) if "LIKE" in sql]
+
+
+def test_pages_of_a_long_list_are_the_ordered_profiles(staff, people):
+    CustomerFactory.create_batch(60, last_name="Kowalski")
+    expected = [str(c) for c in Customer.objects.filter(last_name="Kowalski").order_by("-id")]
+    with CaptureQueriesContext(connection) as queries:
+        first = staff.get(LIST, {"q": "kowalski"})
+    assert first.context["cl"].result_count == 60
+    assert _counts(queries)  # more than a page: counted as usual
+    second = staff.get(LIST, {"q": "kowalski", "p": 2})
+    assert _rows(first) + _rows(second) == expected
+    assert second.context["cl"].result_count == 60
