@@ -202,13 +202,12 @@ class RowValidator:
         for key, type_ in columns.custom.items():
             if type_ is None:
                 continue
-            suffix = f" (custom.{key} is {type_})."
+            key_json, suffix = _encode(key), f" (custom.{key} is {type_})."
             if type_ == "number":
-                reader = _NumberColumnReader(
-                    _cell_reader(partial(_number_fragment, key_json=_encode(key)), suffix=suffix), key_json=_encode(key)
-                )
+                read = _cell_reader(partial(_number_fragment, key_json=key_json), suffix=suffix)
+                reader = _NumberColumnReader(read, key_json=key_json)
             else:
-                read = _cell_reader(partial(_custom_fragment, key_json=_encode(key), type_=type_), suffix=suffix)
+                read = _cell_reader(partial(_custom_fragment, key_json=key_json, type_=type_), suffix=suffix)
                 reader = _ColumnReader(read, memo=True)
             self._custom_slots.append(self._add(None, f"custom.{key}", idx[f"custom.{key}"], reader))
         self._tags_slot = None
