@@ -4,6 +4,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from .indexes import EqualityIndex
+
 
 def new_write_key() -> str:
     return secrets.token_urlsafe(24)
@@ -86,7 +88,8 @@ class Customer(models.Model):
     class Meta:
         ordering = ["id"]
         indexes = [
-            models.Index(fields=["email"], name="customer_email_idx"),
+            # Only ever compared with "=" (matching, lookups, the engine's "is"); see EqualityIndex.
+            EqualityIndex(fields=["email"], name="customer_email_idx"),
             models.Index(fields=["country"], name="customer_country_idx"),
             # Partial: profiles never seen (every imported one) stay out of it. Every query it
             # serves compares last_seen_at, which implies NOT NULL; none sorts by it through the
