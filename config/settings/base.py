@@ -190,6 +190,11 @@ TESSERA_EXPORT_FOLDER_ROOTS = env.list("TESSERA_EXPORT_FOLDER_ROOTS", default=[]
 # Manual segments: "add all results" and CSV uploads above this many customers run as a job.
 TESSERA_MANUAL_INLINE_LIMIT = env.int("TESSERA_MANUAL_INLINE_LIMIT", default=20_000)
 TESSERA_IMPORT_MAX_BYTES = env.int("TESSERA_IMPORT_MAX_BYTES", default=1024 * 1024 * 1024)
+# CSV imports on PostgreSQL: helper processes that validate segments of a large file alongside the
+# importing process (0: validate in one process), and the segment size. Files under two segments
+# are validated in one process.
+TESSERA_IMPORT_HELPERS = env.int("TESSERA_IMPORT_HELPERS", default=1)
+TESSERA_IMPORT_SEGMENT_BYTES = env.int("TESSERA_IMPORT_SEGMENT_BYTES", default=4 * 1024 * 1024)
 # Messages per second per write key on the tracking API; 0 turns the limit off.
 TESSERA_TRACKING_RATE_LIMIT = env.int("TESSERA_TRACKING_RATE_LIMIT", default=0)
 # Event messages go to the inbox and a worker processes them (decisions 23); False processes

@@ -32,6 +32,10 @@ class CsvFileError(ValueError):
         super().__init__(message)
 
 
+class CsvSyntaxError(CsvFileError):
+    """A line the CSV reader refuses (an unclosed quote, text after a closing quote)."""
+
+
 class CsvSource:
     """A CSV file that can be read more than once (type inference, then validation).
 
@@ -105,15 +109,16 @@ def _decode_error(line: int) -> CsvFileError:
     )
 
 
-def _decoded_blocks(fh):
+def _decoded_blocks(fh, *, first_line: int = 1):
     """Lists of lines (split at b"\n" only, ends kept), decoded a block at a time.
 
     The same lines as decoding the file line by line, without a Python step per line; an encoding
-    error still names its physical line (counting from 1). The UTF-8 BOM is dropped.
+    error still names its physical line (counting from `first_line`, the line `fh` starts on).
+    The UTF-8 BOM is dropped at the start of the file.
     """
-    number = 1
+    number = first_line
     rest = b""
-    first = True
+    first = first_line == 1
     while True:
         block = fh.read(READ_CHUNK)
         data = rest + block
@@ -176,22 +181,93 @@ def csv_rows(fh, *, delimiter: str | None = None) -> tuple[list[str], str, Itera
     if not any(header):
         raise CsvFileError("The file has no header line (the first line must name the columns).", line=skipped + 1)
 
-    def rows():
-        last = reader.line_num + skipped
-        try:
-            for cells in reader:
-                start, last = last + 1, reader.line_num + skipped
-                if cells and any(cells):
-                    yield start, cells
-        except csv.Error as exc:
-            raise CsvFileError(f"Line {last + 1} cannot be read as CSV: {exc}.", line=last + 1)
+    return header, delimiter, _numbered(reader, before=skipped)
 
-    return header, delimiter, rows()
+
+def csv_segment_rows(fh, *, start: int, end: int, first_line: int, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells) of the rows in bytes [start, end) of a seekable binary file.
+
+    `start` must be 0 (the header is read and skipped) or where a line begins (after a newline),
+    and `first_line` that line's number in the file. Read from the start of a record, the rows
+    are exactly those a read of the whole file gives there, line numbers included. A segment
+    ending inside a quoted field raises CsvSyntaxError, as a file ending there would (see
+    record_starts).
+    """
+    fh.seek(start)
+    window = io.BufferedReader(_Window(fh, end - start), READ_CHUNK)
+    if start == 0:  # the first segment: after the header, as csv_rows reads it
+        return csv_rows(window, delimiter=delimiter)[2]
+    lines = itertools.chain.from_iterable(_decoded_blocks(window, first_line=first_line))
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    return _numbered(reader, before=first_line - 1)
+
+
+def _numbered(reader, *, before: int):
+    """The reader's non-blank rows with their first physical line; `before` lines precede it."""
+    last = reader.line_num + before
+    try:
+        for cells in reader:
+            start, last = last + 1, reader.line_num + before
+            if cells and any(cells):
+                yield start, cells
+    except csv.Error as exc:
+        raise CsvSyntaxError(f"Line {last + 1} cannot be read as CSV: {exc}.", line=last + 1)
+
+
+def record_starts(fh, *, every: int) -> list[tuple[int, int]]:
+    """About every `every` bytes, a (byte offset, line number) where a CSV record may begin.
+
+    A candidate is the start of a line with an even number of quote characters before it: in a
+    well-formed file, one outside any quoted field. A quote inside an unquoted field (`5" screen`,
+    which the reader accepts) can make a candidate wrong; the segment before it then ends inside a
+    quoted field and raises CsvSyntaxError, so callers check each segment's end before trusting
+    the next one's start. One streamed pass, C-speed counting; nothing is decoded.
+    """
+    starts = []
+    target = every
+    pos = quotes = newlines = 0  # the block's offset and what the blocks before it hold
+    fh.seek(0)
+    while block := fh.read(READ_CHUNK):
+        end = pos + len(block)
+        scanned, scanned_quotes = 0, 0  # quote count of block[:scanned]
+        while target < end:
+            newline = block.find(b"\n", max(target - pos, scanned))
+            if newline < 0:
+                break  # the target carries over to the next block
+            scanned_quotes += block.count(b'"', scanned, newline)
+            scanned = newline
+            if (quotes + scanned_quotes) % 2 == 0 and newline + 1 < len(block):
+                starts.append((pos + newline + 1, newlines + block.count(b"\n", 0, newline + 1) + 1))
+                target = pos + newline + 1 + every
+            else:
+                target = pos + newline + 1
+        quotes += block.count(b'"')
+        newlines += block.count(b"\n")
+        pos = end
+    return starts
 
 
 def _chain_first(first: str, text):
     yield first
     yield from text
+
+
+class _Window(io.RawIOBase):
+    """The next `length` bytes of a binary file, as a raw stream (the file is not closed)."""
+
+    def __init__(self, raw, length: int):
+        self._raw = raw
+        self._left = length
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        data = self._raw.read(min(len(buffer), self._left))
+        n = len(data)
+        buffer[:n] = data
+        self._left -= n
+        return n
 
 
 class _Prefixed(io.RawIOBase):

@@ -40,8 +40,14 @@ def wait_for(predicate, *, timeout: float = 60, what: str = "condition", log: Pa
 
 
 @pytest.fixture
-def celery_worker_process(transactional_db, tmp_path):
-    """Start `celery -A config worker` sharing the broker and the test database; stop it after."""
+def celery_worker_process(request, transactional_db, tmp_path):
+    """Start `celery -A config worker` sharing the broker and the test database; stop it after.
+
+    `@pytest.mark.worker(pool="prefork", env={...})` changes the pool (solo by default) or adds
+    environment variables.
+    """
+    options = request.node.get_closest_marker("worker")
+    options = options.kwargs if options else {}
     if connection.vendor == "sqlite" and ":memory:" in str(connection.settings_dict["NAME"]):
         pytest.skip("The worker needs a file-backed SQLite test database.")
     log = tmp_path / "worker.log"
@@ -53,8 +59,12 @@ def celery_worker_process(transactional_db, tmp_path):
     }
     if settings.REDIS_URL:
         env["REDIS_URL"] = settings.REDIS_URL
+    env.update(options.get("env", {}))
     name = f"tessera-test-{uuid.uuid4().hex[:8]}@%h"
-    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=INFO"]
+    pool = options.get("pool", "solo")
+    command = [sys.executable, "-m", "celery", "-A", "config", "worker", f"--pool={pool}", "--loglevel=INFO"]
+    if pool == "prefork":
+        command.append("--concurrency=1")
     command += ["--without-mingle", "--without-gossip", "-n", name]
     with open(log, "wb") as out:
         process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT)

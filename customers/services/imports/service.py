@@ -9,12 +9,13 @@ import time
 from array import array
 from collections.abc import Callable
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from customers.signals import profile_changed_send
 
 from ..attributes import attribute_register
 from ..csvio import CsvFileError, CsvSource, csv_rows
+from . import parallel
 from .header import MAX_REPORTED_ROWS, Columns, ImportResult, RowErrors, infer_types, read_header
 from .rows import CHUNK_ROWS, RowValidator
 from .staging import Staging
@@ -41,6 +42,14 @@ def customer_import(
     """
     result = ImportResult(dry_run=dry_run)
     csv_source = CsvSource(path_or_file)
+    count = parallel.helpers_wanted(csv_source, connection.vendor)
+    # Started first: each helper loads Django while this process reads the header.
+    with parallel.Helpers(count) if count else contextlib.nullcontext() as helpers:
+        _import(result, csv_source, helpers, dry_run=dry_run, delimiter=delimiter, progress=progress, source=source)
+    return result
+
+
+def _import(result: ImportResult, csv_source: CsvSource, helpers, *, dry_run, delimiter, progress, source) -> None:
     staging = None
     try:
         with csv_source.open() as fh:
@@ -58,10 +67,24 @@ def customer_import(
         staging = Staging.create(profile=columns.profile, custom=columns.custom, has_tags=columns.has_tags)
         errors = RowErrors()
         validator = RowValidator(columns)
-        with csv_source.open() as fh:
-            _, _, rows = csv_rows(fh, delimiter=result.delimiter)
-            with _fewer_collections():
-                staged = _validate(rows, validator, errors, staging, progress=progress, total=total_lines)
+        with fewer_collections():
+            if helpers is not None:
+                staged = parallel.validate_in_segments(
+                    csv_source=csv_source,
+                    helpers=helpers,
+                    columns=columns,
+                    delimiter=result.delimiter,
+                    validator=validator,
+                    staging=staging,
+                    errors=errors,
+                    progress=progress,
+                    total=total_lines,
+                    every=PROGRESS_EVERY,
+                )
+            else:
+                with csv_source.open() as fh:
+                    _, _, rows = csv_rows(fh, delimiter=result.delimiter)
+                    staged = _validate(rows, validator, errors, staging, progress=progress, total=total_lines)
         result.rows = staged + errors.total
         if not result.rows:
             result.notices.append("The file has a header but no rows.")
@@ -76,7 +99,7 @@ def customer_import(
         if not result.ok:
             if not dry_run:  # nothing was written; a dry run keeps the preview of the good rows
                 result.created = result.updated = result.unchanged = 0
-            return result
+            return
         if not dry_run:
             touched = _write(staging, columns, validator.tag_names, source=source, new_attributes=result.new_attributes)
             transaction.on_commit(lambda: profile_changed_send(touched, reason="import"))
@@ -88,11 +111,10 @@ def customer_import(
         if staging is not None:
             staging.drop()
         csv_source.close()
-    return result
 
 
 @contextlib.contextmanager
-def _fewer_collections():
+def fewer_collections():
     """Run the cyclic garbage collector less often while rows are validated.
 
     Every chunk allocates a few hundred thousand short-lived tuples, lists and strings, none of

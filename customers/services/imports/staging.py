@@ -153,6 +153,17 @@ class Staging:
 
             yield load
 
+    @contextlib.contextmanager
+    def copy_writer(self, columns: list[str]):
+        """PostgreSQL: a function writing COPY text (RowValidator.validate_copy) into the table."""
+        names = ", ".join(columns)
+        with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {self.table} ({names}) FROM STDIN") as copy:
+            yield copy.write
+
+    def delete_from_line(self, line: int) -> int:
+        """Remove the staged rows of this file line and after; returns how many there were."""
+        return self._run(f"DELETE FROM {self.table} WHERE line >= %s", [line])
+
     def _insert(self, sql: str, rows: list[tuple]) -> None:
         raw = connection.connection
         if connection.in_atomic_block:
