@@ -31,6 +31,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
@@ -105,22 +106,29 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def cpu_seconds() -> tuple[float, float | None]:
-    """(this process, its PostgreSQL backend) CPU seconds, so figures on a shared machine can be
-    read per CPU-second as well as per wall-clock second."""
+def helpers_peak_rss_mb() -> float:
+    """The largest peak RSS of a finished child process (the import's helpers)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def cpu_seconds() -> tuple[float, float, float | None]:
+    """(this process, its finished helper processes, its PostgreSQL backend) CPU seconds, so
+    figures on a shared machine can be read per CPU-second as well as per wall-clock second."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     mine = usage.ru_utime + usage.ru_stime
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    helpers = children.ru_utime + children.ru_stime
     if connection.vendor != "postgresql":
-        return mine, None
+        return mine, helpers, None
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         pid = cursor.fetchone()[0]
     try:
         with open(f"/proc/{pid}/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
-        return mine, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return mine, helpers, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except OSError:  # the server runs on another machine
-        return mine, None
+        return mine, helpers, None
 
 
 def timed_import(path: Path, label: str) -> None:
@@ -134,13 +142,16 @@ def timed_import(path: Path, label: str) -> None:
     print(
         f"{label}: {result.rows:,} rows in {seconds:.1f} s = {result.rows / seconds:,.0f} rows/s "
         f"(created {result.created:,}, updated {result.updated:,}, unchanged {result.unchanged:,}); "
-        f"peak RSS so far {peak_rss_mb():.0f} MB; load average {os.getloadavg()[0]:.1f}"
+        f"peak RSS so far {peak_rss_mb():.0f} MB (helper processes {helpers_peak_rss_mb():.0f} MB); "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     python_cpu = cpu_after[0] - cpu_before[0]
-    line = f"  CPU: Python {python_cpu:.1f} s"
-    if cpu_after[1] is not None:
-        db_cpu = cpu_after[1] - cpu_before[1]
-        line += f", database backend {db_cpu:.1f} s; {result.rows / (python_cpu + db_cpu):,.0f} rows per CPU-second"
+    helpers_cpu = cpu_after[1] - cpu_before[1]
+    line = f"  CPU: Python {python_cpu:.1f} s, helper processes {helpers_cpu:.1f} s"
+    if cpu_after[2] is not None:
+        db_cpu = cpu_after[2] - cpu_before[2]
+        per_cpu = result.rows / (python_cpu + helpers_cpu + db_cpu)
+        line += f", database backend {db_cpu:.1f} s; {per_cpu:,.0f} rows per CPU-second"
     print(line)
 
 
@@ -169,6 +180,7 @@ def main() -> None:
         print("Note: DATABASE_URL is not PostgreSQL; the target figure is for PostgreSQL.")
     call_command("migrate", verbosity=0)
     print(machine())
+    print(f"Import helper processes: {settings.TESSERA_IMPORT_HELPERS} (TESSERA_IMPORT_HELPERS)")
     remove_bench_profiles()
     with tempfile.TemporaryDirectory() as tmp:
         path = args.file or Path(tmp) / "customers.csv"

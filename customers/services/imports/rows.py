@@ -15,7 +15,16 @@ import re
 from functools import partial
 
 from customers.csvformat import unescape_injection
-from customers.normalize import DATE_RE, NUMERIC_RE, NormalizationError, coerce, normalize_text, parse_date
+from customers.normalize import (
+    DATE_RE,
+    EMAIL_FAST_RE,
+    NUMERIC_RE,
+    NormalizationError,
+    coerce,
+    normalize_email,
+    normalize_text,
+    parse_date,
+)
 
 from ..profiles import PROFILE_NORMALIZERS
 from .header import KEY, MAX_LENGTHS, TAG_MAX, TAGS, Columns
@@ -47,10 +56,15 @@ def _cell_reader(normalize, *, max_length: int | None = None, suffix: str = ""):
 
 
 class _ColumnReader:
-    """Reads one column of a chunk: (values, [(row index, problem), ...])."""
+    """Reads one column of a chunk: (values, [(row index, problem), ...]).
 
-    def __init__(self, read, *, memo: bool):
+    `whole(cells)`, if given, reads a whole column of cells that need no per-cell work in a few
+    C-speed passes, or returns None (then each cell goes through `read`); see "whole columns".
+    """
+
+    def __init__(self, read, *, memo: bool, whole=None):
         self._read = read
+        self._whole = whole
         self.memo = memo
         self.values: dict[str, object] = {}
         self.problems: dict[str, str] = {}
@@ -77,12 +91,14 @@ class _ColumnReader:
                 cache[raw], problem = self._read(raw)
                 if problem:
                     bad[raw] = problem
-        values = [cache[raw] for raw in cells]
+        values = list(map(cache.__getitem__, cells))
         if bad and not bad.keys().isdisjoint(distinct):
             return values, [(i, bad[raw]) for i, raw in enumerate(cells) if raw in bad]
         return values, []
 
     def _read_each(self, cells) -> tuple[list, list[tuple[int, str]]]:
+        if self._whole is not None and (values := self._whole(cells)) is not None:
+            return values, []
         values, problems = [], []
         read = self._read
         for i, raw in enumerate(cells):
@@ -151,6 +167,84 @@ def _number_fragment(text: str, *, key_json: str) -> str | None:
     return _custom_fragment(text, key_json=key_json, type_="number")
 
 
+# -- whole columns -------------------------------------------------------------------------------
+# A chunk's column whose cells are all plain (ASCII, no NUL, no newline, and for text no space at
+# either end and no leading quote that could be an injection escape) is read by C-speed passes
+# over the joined column instead of a Python step per cell. Each function gives exactly what the
+# per-cell reader gives for such a column (hypothesis tests in test_import_chunks.py), or None.
+_ASCII_SPACES = "\t\x0b\x0c\r\x1c\x1d\x1e\x1f "  # what str.strip() removes in ASCII, but the newline
+# The shared email regex with upper case allowed (the reader lower-cases), not after a leading quote.
+_EMAIL = "(?!')" + EMAIL_FAST_RE.pattern.replace("a-z", "a-zA-Z")
+_EMAIL_COLUMN_RE = re.compile(rf"(?:{_EMAIL})?(?:\n(?:{_EMAIL})?)*")
+# Numbers whose text is already the JSON the shared rule writes: integers below 2**53, and decimals
+# of at most 15 significant digits, no trailing zero, not below 1e-4, which float()'s shortest
+# repr gives back digit for digit.
+_CANONICAL_NUMBER = r"-?[1-9][0-9]{0,8}(?:\.[0-9]{0,5}[1-9])?|-?0\.(?!0000)[0-9]{0,5}[1-9]|0"
+_NUMBER_COLUMN_RE = re.compile(rf"(?:{_CANONICAL_NUMBER})?(?:\n(?:{_CANONICAL_NUMBER})?)*")
+# ISO dates that exist (year 1 to 9999, as date.fromisoformat): the 29th of February in leap years.
+_LEAP_YEAR = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)"
+_ISO_DATE = (
+    r"(?!0000)[0-9]{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)"
+    rf"|(?:0[13578]|1[02])-31)|{_LEAP_YEAR}-02-29"
+)
+_DATE_COLUMN_RE = re.compile(rf"(?:{_ISO_DATE})?(?:\n(?:{_ISO_DATE})?)*")
+
+
+def _joined(cells) -> str | None:
+    """The cells joined by newlines, if none holds a newline, a NUL or a non-ASCII character."""
+    text = "\n".join(cells)
+    if text.count("\n") != len(cells) - 1 or not text.isascii() or "\x00" in text:
+        return None
+    return text
+
+
+def _has_edge_space(text: str) -> bool:
+    for space in _ASCII_SPACES:
+        if space in text and (
+            text.startswith(space) or text.endswith(space) or f"\n{space}" in text or f"{space}\n" in text
+        ):
+            return True
+    return False
+
+
+def _plain_text_column(cells, *, max_length: int | None) -> list | None:
+    """normalize_text and the length check: the cells themselves, empty ones as None."""
+    text = _joined(cells)
+    if (
+        text is None
+        or text.startswith("'")
+        or "\n'" in text
+        or _has_edge_space(text)
+        or (max_length and max(map(len, cells)) > max_length)
+    ):
+        return None
+    return [cell or None for cell in cells]
+
+
+def _plain_email_column(cells, *, max_length: int) -> list | None:
+    """normalize_email and the length check, for a column of emails the fast regex accepts."""
+    text = _joined(cells)
+    if text is None or not _EMAIL_COLUMN_RE.fullmatch(text) or max(map(len, cells)) > max_length:
+        return None
+    return [cell or None for cell in text.lower().split("\n")]
+
+
+def _plain_date_column(cells) -> list | None:
+    """_staged_date for a column of ISO dates: the cells themselves, empty ones as None."""
+    text = _joined(cells)
+    if text is None or not _DATE_COLUMN_RE.fullmatch(text):
+        return None
+    return [cell or None for cell in cells]
+
+
+def _plain_number_column(cells, *, prefix: str) -> list | None:
+    """The `"key": value` fragments of a column of canonical numbers (the text is the JSON)."""
+    text = _joined(cells)
+    if text is None or not _NUMBER_COLUMN_RE.fullmatch(text):
+        return None
+    return [prefix + cell if cell else None for cell in cells]
+
+
 class _NumberColumnReader(_ColumnReader):
     """A custom number column: plain numbers (most cells) skip the reader's layers.
 
@@ -159,10 +253,12 @@ class _NumberColumnReader(_ColumnReader):
     """
 
     def __init__(self, read, *, key_json: str):
-        super().__init__(read, memo=False)
+        super().__init__(read, memo=False, whole=partial(_plain_number_column, prefix=f"{key_json}: "))
         self._key_json = key_json
 
     def _read_each(self, cells) -> tuple[list, list[tuple[int, str]]]:
+        if (values := self._whole(cells)) is not None:
+            return values, []
         values, problems = [], []
         append, plain, key_json, read = values.append, NUMERIC_RE.fullmatch, self._key_json, self._read
         for i, raw in enumerate(cells):
@@ -174,6 +270,19 @@ class _NumberColumnReader(_ColumnReader):
             if problem:
                 problems.append((i, problem))
         return values, problems
+
+
+def _profile_reader(name: str, normalize) -> _ColumnReader:
+    max_length = MAX_LENGTHS.get(name)
+    read = _cell_reader(normalize, max_length=max_length)
+    whole = None
+    if normalize is normalize_text:
+        whole = partial(_plain_text_column, max_length=max_length)
+    elif normalize is normalize_email:
+        whole = partial(_plain_email_column, max_length=max_length)
+    elif normalize is _staged_date:
+        whole = _plain_date_column
+    return _ColumnReader(read, memo=name not in UNIQUE_COLUMNS, whole=whole)
 
 
 class RowValidator:
@@ -192,11 +301,10 @@ class RowValidator:
         self._readers: list[tuple[str, str, int, _ColumnReader]] = []
         self._key_slot = self._email_slot = None
         if KEY in idx:
-            self._key_slot = self._add(KEY, KEY, idx[KEY], _cell_reader(normalize_text, max_length=MAX_LENGTHS[KEY]))
+            self._key_slot = self._add(KEY, KEY, idx[KEY], _profile_reader(KEY, normalize_text))
         for name in columns.profile:
             normalize = _staged_date if name == "birth_date" else PROFILE_NORMALIZERS[name]
-            read = _cell_reader(normalize, max_length=MAX_LENGTHS.get(name))
-            slot = self._add(name, name, idx[name], read)
+            slot = self._add(name, name, idx[name], _profile_reader(name, normalize))
             if name == "email":
                 self._email_slot = slot
         self._custom_slots = []
@@ -255,16 +363,18 @@ class RowValidator:
     def _validate(self, chunk) -> tuple[list[list], dict[int, list], list[tuple[int, list]]]:
         """(staged columns, {row index: problems} of bad rows among them, bad rows in line order)."""
         bad_rows = []
-        lines, rows = [], []
         width = self.width
-        for line, cells in chunk:
-            if len(cells) != width:
-                bad_rows.append((line, [(None, f"The row has {len(cells)} cells; the header has {width}.")]))
-            else:
-                lines.append(line)
-                rows.append(cells)
-        if not rows:
-            return [], {}, bad_rows
+        lines, rows = zip(*chunk, strict=True)
+        if len(set(map(len, rows))) != 1 or len(rows[0]) != width:
+            lines, rows = [], []
+            for line, cells in chunk:
+                if len(cells) != width:
+                    bad_rows.append((line, [(None, f"The row has {len(cells)} cells; the header has {width}.")]))
+                else:
+                    lines.append(line)
+                    rows.append(cells)
+            if not rows:
+                return [], {}, bad_rows
         columns = list(zip(*rows, strict=True))
         problems: dict[int, list] = {}
         values = []
@@ -305,17 +415,15 @@ class RowValidator:
 
     def _collect_tags(self, staged: list, problems: dict) -> None:
         names = self.tag_names
-        seen = set()
-        for i, value in enumerate(staged):
-            if value is None or i in problems or id(value) in seen:
-                continue
-            seen.add(id(value))
+        if problems:
+            staged = [value for i, value in enumerate(staged) if i not in problems]
+        # Memoised cells share one value: each distinct one once, in order of first appearance.
+        for value in {id(value): value for value in staged if value is not None}.values():
             for tag in value[1]:
                 names.setdefault(tag.lower(), tag)
 
 
 _COPY_NULL = "\\N"
-_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -325,7 +433,8 @@ def _copy_column(values: list) -> list[str]:
     The column is scanned once as a whole; cells are escaped one by one only in a column that
     needs it (a tab or newline inside a quoted cell, a backslash).
     """
-    if _COPY_SPECIAL.search("".join(filter(None, values))):
+    text = "".join(filter(None, values))
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
         values = [None if v is None else v.translate(_COPY_ESCAPES) for v in values]
     if None in values:
         values = [_COPY_NULL if v is None else v for v in values]

@@ -143,15 +143,13 @@ def _validate(rows, validator: RowValidator, errors: RowErrors, staging: Staging
     while True:
         report = None
         failure = None
-        with staging.loader(validator.staged_columns) as load:
+        with staging.loader(validator) as stage:
             try:
                 for chunk in chunks:
-                    good, bad = validator.validate(chunk)
+                    count, bad = stage(chunk)
                     for line, problems in bad:
                         errors.add_row(line, problems)
-                    if good:
-                        load(good)
-                        staged += len(good)
+                    staged += count
                     if progress and time.monotonic() - last_progress > PROGRESS_EVERY:
                         report = chunk[-1][0]
                         break

@@ -132,26 +132,36 @@ class Staging:
 
     # -- load --------------------------------------------------------------------
     @contextlib.contextmanager
-    def loader(self, columns: list[str]):
-        """A function appending validated rows (tuples in the order of `columns`, see rows.py).
+    def loader(self, validator):
+        """A function that validates a chunk of rows (rows.RowValidator) and stages the good ones;
+        it returns (rows staged, bad rows).
 
-        On PostgreSQL it writes into one COPY that stays open until the block ends, so the server
-        stores one chunk while Python validates the next; nothing else may use the connection
-        meanwhile.
+        On PostgreSQL the rows go as COPY text into one COPY that stays open until the block ends,
+        so the server stores one chunk while Python validates the next; nothing else may use the
+        connection meanwhile. SQLite inserts them a chunk per transaction.
         """
-        names = ", ".join(columns)
         if not self.pg:
-            marks = ", ".join(["?"] * len(columns))
-            yield partial(self._insert, f"INSERT INTO {self.table} ({names}) VALUES ({marks})")
+            names = ", ".join(validator.staged_columns)
+            marks = ", ".join(["?"] * len(validator.staged_columns))
+            insert = partial(self._insert, f"INSERT INTO {self.table} ({names}) VALUES ({marks})")
+
+            def stage_rows(chunk) -> tuple[int, list]:
+                good, bad = validator.validate(chunk)
+                if good:
+                    insert(good)
+                return len(good), bad
+
+            yield stage_rows
             return
-        with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {self.table} ({names}) FROM STDIN") as copy:
-            write = copy.write_row
+        with self.copy_writer(validator.staged_columns) as write:
 
-            def load(rows: list[tuple]) -> None:
-                for row in rows:
-                    write(row)
+            def stage_text(chunk) -> tuple[int, list]:
+                data, count, bad = validator.validate_copy(chunk)
+                if count:
+                    write(data)
+                return count, bad
 
-            yield load
+            yield stage_text
 
     @contextlib.contextmanager
     def copy_writer(self, columns: list[str]):
