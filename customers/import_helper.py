@@ -1,10 +1,11 @@
 """A helper process of a CSV import: validates the segments it is sent (customers.services.imports.parallel).
 
 Run as `python -m customers.import_helper` by the importing process (outside the services package,
-whose import needs Django set up first), with pickled
-messages on stdin: a job (file path, delimiter, Columns), then Segments, then None. For each
-segment it writes one pickled SegmentResult to stdout. It reads the file only; it never opens a
-database connection. Anything else printed goes to stderr, which the importer keeps for its log.
+whose import needs Django set up first), with pickled messages on stdin: a job (file path,
+delimiter), then requests (kind, Columns, Segment), then None. The kind is "validate", or
+"validate-infer" to also collect the types of the new custom columns. For each request it writes
+one pickled SegmentResult to stdout. It reads the file only; it never opens a database
+connection. Anything else printed goes to stderr, which the importer keeps for its log.
 """
 
 from __future__ import annotations
@@ -30,11 +31,16 @@ def main() -> None:
     job = pickle.load(commands)
     if job is None:
         return
-    validator = RowValidator(job["columns"])
+    validator = validating = None
     with open(job["path"], "rb") as fh, fewer_collections():
-        while (segment := pickle.load(commands)) is not None:
+        while (request := pickle.load(commands)) is not None:
+            kind, columns, segment = request
+            if columns != validating:
+                validator, validating = RowValidator(columns), columns
             parts: list[bytes] = []
-            result = validate_segment(fh, validator, segment, delimiter=job["delimiter"], write=parts.append)
+            result = validate_segment(
+                fh, validator, segment, delimiter=job["delimiter"], write=parts.append, infer=kind == "validate-infer"
+            )
             result.data = b"".join(parts)
             pickle.dump(result, out, protocol=pickle.HIGHEST_PROTOCOL)
             out.flush()

@@ -262,12 +262,16 @@ def infer_type(value) -> str | None:
 
 def infer_column_type(values) -> str | None:
     """The type for a whole column of values (CSV): the one type that fits every value."""
-    seen = {t for t in (infer_type(v) for v in values) if t is not None}
-    if not seen:
+    return column_type({t for t in (infer_type(v) for v in values) if t is not None})
+
+
+def column_type(types: set[str]) -> str | None:
+    """The one type that fits values of all these (inferred) types."""
+    if not types:
         return None
-    if len(seen) == 1:
-        return seen.pop()
-    if seen <= {"date", "datetime"}:
+    if len(types) == 1:
+        return next(iter(types))
+    if types <= {"date", "datetime"}:
         return "datetime"
     return "string"
 

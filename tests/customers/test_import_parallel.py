@@ -64,11 +64,12 @@ def profiles():
     }
 
 
-def rows_file(count: int, *, bad_every: int = 0) -> str:
+def rows_file(count: int, *, bad_every: int = 0, late_text: bool = True) -> str:
     """A file whose rows cover quoted newlines, tabs, backslashes, tag spellings and (optionally) bad rows."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["external_id", "email", "first_name", "country", "birth_date", "tags", "custom.score"])
+    header = ["external_id", "email", "first_name", "country", "birth_date", "tags", "custom.score", "custom.code"]
+    writer.writerow(header)
     for i in range(count):
         bad = bad_every and i % bad_every == bad_every - 1
         writer.writerow(
@@ -80,6 +81,7 @@ def rows_file(count: int, *, bad_every: int = 0) -> str:
                 "" if i % 3 else f"19{50 + i % 50}-0{1 + i % 9}-1{i % 10}",
                 ["VIP, news", "vip", "News, B2B", ""][i % 4] if i < count // 2 else ["vip", "NEWS", "b2b"][i % 3],
                 str(i * 1.5) if i % 7 else "",
+                f"x{i}" if late_text and i == count - 10 else str(i),  # numbers until a late segment says text
             ]
         )
     return out.getvalue()
@@ -133,15 +135,20 @@ def test_no_helpers_on_sqlite_for_small_files_or_without_a_path(tmp_path):
 def test_helpers_give_the_report_and_profiles_of_one_pass(tmp_path, monkeypatch):
     path = write(tmp_path, rows_file(400))
     alone = run(path, helpers=0)
-    own = []
-    original = parallel.validate_segment
-    monkeypatch.setattr(parallel, "validate_segment", lambda *a, **k: own.append(a[2]) or original(*a, **k))
+    own, passes = [], []
+    validate_segment, validate_file = parallel.validate_segment, parallel.validate_in_segments
+    monkeypatch.setattr(parallel, "validate_segment", lambda *a, **k: own.append(a[2]) or validate_segment(*a, **k))
+    monkeypatch.setattr(parallel, "validate_in_segments", lambda **k: passes.append(k["infer"]) or validate_file(**k))
     together = run(path, helpers=1)
     with open(path, "rb") as fh, override_settings(TESSERA_IMPORT_SEGMENT_BYTES=SEGMENT):
         segments = parallel.file_segments(fh, len(open(path, "rb").read()))
-    assert 0 < len(own) < len(segments), "the helper validated no segment"
+    assert 0 < len(own) < 2 * len(segments), "the helper validated no segment"
+    # custom.code looked like numbers in the first segment; a late "x390" makes it text, so the
+    # file was validated again with the types of the whole file.
+    assert passes == [True, False]
     assert report(together) == report(alone)
     assert together.ok and together.created == 400
+    assert together.new_attributes == {"score": "number", "code": "string"}
 
     assert run(path, helpers=0, dry_run=False).ok
     expected = profiles()
@@ -155,6 +162,31 @@ def test_helpers_give_the_report_and_profiles_of_one_pass(tmp_path, monkeypatch)
     assert expected["p1"][1] == 'Bo "B" \\ Tab\there'
     assert expected["p2"][1] == "Multi\nline, name"
     assert expected["p4"][1] == "\\N"
+    assert expected["p7"][4] == {"code": "7"} and expected["p8"][4] == {"score": 12.0, "code": "8"}
+
+
+@postgres_only
+def test_types_of_the_first_segment_that_hold_for_the_file_take_one_pass(tmp_path, monkeypatch):
+    lines = ["external_id,custom.score,custom.since,custom.note"]
+    lines += [f"p{i},{i % 50}.5,2024-01-{1 + i % 28:02d},{'' if i < 350 else 'late text'}" for i in range(400)]
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    passes = []
+    validate_file = parallel.validate_in_segments
+    monkeypatch.setattr(parallel, "validate_in_segments", lambda **k: passes.append(k["infer"]) or validate_file(**k))
+    together = run(path, helpers=1)
+    alone = run(path, helpers=0)
+    # custom.note has no value in the first segment: typed only by the whole file.
+    assert passes == [True, False]
+    assert report(together) == report(alone)
+    assert together.new_attributes == {"score": "number", "since": "date", "note": "string"}
+
+    passes.clear()
+    lines = [line.rsplit(",", 1)[0] for line in lines]
+    path = write(tmp_path, "\n".join(lines) + "\n", name="typed.csv")
+    together = run(path, helpers=1, dry_run=False)
+    assert passes == [True]
+    assert together.ok and together.new_attributes == {"score": "number", "since": "date"}
+    assert Customer.objects.get(external_id="p3").custom == {"score": 3.5, "since": "2024-01-04"}
 
 
 @postgres_only
@@ -195,13 +227,14 @@ def test_a_wrong_cut_after_a_quote_in_an_unquoted_field_is_redone_in_one_pass(tm
 @pytest.mark.parametrize(
     "broken",
     [
-        pytest.param(b'p150,"closed" then text,Berlin\n', id="csv-syntax"),
-        pytest.param(b"p150,caf\xe9,Berlin\n", id="not-utf-8"),
+        pytest.param(b'p150,"closed" then text,Berlin,1\n', id="csv-syntax"),
+        pytest.param(b"p150,caf\xe9,Berlin,1\n", id="not-utf-8"),
     ],
 )
 def test_a_file_error_in_a_later_segment_is_the_one_a_single_pass_reports(tmp_path, broken):
-    good = [b"external_id,first_name,city\n"] + [f"p{i},Ann {i},Berlin\n".encode() for i in range(150)]
-    data = b"".join(good) + broken + b"".join(f"q{i},Bo,Paris\n".encode() for i in range(150))
+    # custom.n is new: the error is met while its type is inferred, and again while validating.
+    good = [b"external_id,first_name,city,custom.n\n"] + [f"p{i},Ann {i},Berlin,{i}\n".encode() for i in range(150)]
+    data = b"".join(good) + broken + b"".join(f"q{i},Bo,Paris,2\n".encode() for i in range(150))
     path = tmp_path / "broken.csv"
     path.write_bytes(data)
     alone = run(str(path), helpers=0)
@@ -224,7 +257,7 @@ def test_a_helper_that_dies_leaves_its_segments_to_the_importer(tmp_path, monkey
 
 @postgres_only
 def test_progress_reaches_the_last_line_with_helpers(tmp_path, monkeypatch):
-    path = write(tmp_path, rows_file(600))
+    path = write(tmp_path, rows_file(600, late_text=False))
     monkeypatch.setattr("customers.services.imports.service.PROGRESS_EVERY", 0)
     seen = []
     result = run(path, helpers=1, progress=lambda done, total: seen.append((done, total)))

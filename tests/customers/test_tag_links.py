@@ -75,6 +75,12 @@ def test_link_table_schema_has_no_foreign_keys_and_two_lookup_indexes():
         # The pair is the primary key; the surrogate id has no index to maintain (migration 0008).
         assert primary == [("customer_id", "tag_id")]
         assert lookups == [("tag_id", "customer_id")]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT seqcache FROM pg_sequence WHERE seqrelid = pg_get_serial_sequence(%s, 'id')::regclass",
+                [Link._meta.db_table],
+            )
+            assert cursor.fetchone()[0] == 1000  # nothing reads link ids: sessions take them in blocks
     else:
         assert primary == [("id",)]
         assert lookups == [("customer_id", "tag_id"), ("tag_id", "customer_id")]

@@ -5,18 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from customers.attributes import SYSTEM_ATTRIBUTES
-from customers.csvformat import unescape_injection
 from customers.models import Customer, Tag
-from customers.normalize import (
-    NUMERIC_RE,
-    NormalizationError,
-    infer_column_type,
-    infer_type,
-    validate_custom_key,
-)
+from customers.normalize import NormalizationError, validate_custom_key
 
 from ..attributes import custom_types
-from ..csvio import CsvFileError, CsvSource, csv_rows
+from ..csvio import CsvFileError
 from ..profiles import PROFILE_FIELDS, PROFILE_NORMALIZERS
 
 MAX_REPORTED_ROWS = 1000
@@ -147,45 +140,3 @@ def read_header(header: list[str], result: ImportResult) -> Columns:
         new_custom={k for k, t in custom.items() if t is None},
         has_tags=TAGS in index,
     )
-
-
-INFER_MEMO = 20_000  # distinct cells remembered per column while inferring
-
-
-def infer_types(csv_source: CsvSource, columns: Columns, *, delimiter: str) -> None:
-    """Type every unregistered custom column from all its non-empty values (one streamed pass).
-
-    Memory stays flat: per column we keep one sample value of each type seen (all that
-    infer_column_type needs to decide) and a bounded set of cells already looked at, which makes
-    repetitive columns nearly free.
-    """
-    samples: dict[str, dict[str, str]] = {key: {} for key in columns.new_custom}
-    seen: dict[str, set] = {key: set() for key in columns.new_custom}
-    positions = {key: columns.index[f"custom.{key}"] for key in columns.new_custom}
-    open_keys = set(samples)
-    with csv_source.open() as fh:
-        _, _, rows = csv_rows(fh, delimiter=delimiter)
-        for _, cells in rows:
-            if len(cells) != columns.width:
-                continue
-            for key in list(open_keys):
-                cell = cells[positions[key]]
-                done = seen[key]
-                if cell in done or ("number" in samples[key] and NUMERIC_RE.fullmatch(cell)):
-                    continue  # nothing new: a plain number cell infers as "number"
-                if len(done) >= INFER_MEMO:
-                    done.clear()
-                done.add(cell)
-                raw = unescape_injection(cell)
-                try:
-                    type_ = infer_type(raw)
-                except NormalizationError:
-                    continue  # NUL or surrogate: reported as a row error later
-                if type_ is not None and type_ not in samples[key]:
-                    samples[key][type_] = raw
-                    if type_ == "string":
-                        open_keys.discard(key)  # the column can only be text now
-            if not open_keys:
-                break
-    for key, found in samples.items():
-        columns.custom[key] = infer_column_type(found.values())

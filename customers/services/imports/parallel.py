@@ -37,7 +37,7 @@ from django.conf import settings
 
 from ..csvio import CsvFileError, CsvSource, CsvSyntaxError, csv_segment_rows, record_starts
 from .header import MAX_REPORTED_ROWS, Columns, RowErrors
-from .rows import CHUNK_ROWS, RowValidator
+from .rows import CHUNK_ROWS, RowValidator, infer_rows, set_inferred_types
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ class SegmentResult:
     error_total: int = 0
     tag_names: dict = field(default_factory=dict)  # as RowValidator.tag_names, for this segment
     file_error: tuple | None = None  # (message, line, is a CSV syntax error)
+    types: dict = field(default_factory=dict)  # of an inference: new custom key -> types found
 
 
 def helpers_wanted(csv_source: CsvSource, vendor: str) -> int:
@@ -85,15 +86,37 @@ def file_segments(fh, size: int) -> list[Segment]:
     return [Segment(i, start, end, line) for i, ((start, line), end) in enumerate(zip(starts, ends, strict=True))]
 
 
-def validate_segment(fh, validator: RowValidator, segment: Segment, *, delimiter: str, write: Callable):
-    """Validate one segment; `write(copy_text)` receives its staged rows a chunk at a time."""
+def infer_segment(fh, columns: Columns, segment: Segment, *, delimiter: str) -> SegmentResult:
+    """The types found in the new custom columns of one segment (rows.infer_rows)."""
     result = SegmentResult(index=segment.index)
+    rows = csv_segment_rows(
+        fh, start=segment.start, end=segment.end, first_line=segment.first_line, delimiter=delimiter
+    )
+    try:
+        result.types = infer_rows(rows, columns)
+    except CsvFileError as exc:
+        result.file_error = (str(exc), exc.line, isinstance(exc, CsvSyntaxError))
+    return result
+
+
+def validate_segment(fh, validator: RowValidator, segment: Segment, *, delimiter: str, write: Callable, infer=False):
+    """Validate one segment; `write(copy_text)` receives its staged rows a chunk at a time.
+
+    With `infer`, the types of the new custom columns are also collected (rows.infer_rows), to
+    check the types the validation assumed (see validate_in_segments).
+    """
+    result = SegmentResult(index=segment.index)
+    if infer:
+        result.types = {key: set() for key in validator.columns.new_custom}
     validator.tag_names = result.tag_names
     rows = csv_segment_rows(
         fh, start=segment.start, end=segment.end, first_line=segment.first_line, delimiter=delimiter
     )
     try:
         for chunk in iter(lambda: list(itertools.islice(rows, CHUNK_ROWS)), []):
+            if infer:
+                for key, types in infer_rows(iter(chunk), validator.columns).items():
+                    result.types[key] |= types
             data, count, bad = validator.validate_copy(chunk)
             if count:
                 write(data)
@@ -140,8 +163,8 @@ class _Helper:
             self._process.stdin.flush()
         except OSError:  # it died; its reader reports that
             return False
-        if isinstance(message, Segment):
-            self.held[message.index] = message
+        if isinstance(message, tuple):  # (kind, columns, segment)
+            self.held[message[2].index] = message[2]
         return True
 
     def failure(self) -> str:
@@ -166,6 +189,7 @@ class Helpers:
 
     def __init__(self, count: int):
         self._results: queue.Queue = queue.Queue()
+        self._segments: list[Segment] | None = None
         self._helpers = []
         for number in range(count):
             try:
@@ -180,16 +204,22 @@ class Helpers:
         for helper in self._helpers:
             helper.close()
 
-    def begin(self, *, path, delimiter: str, columns: Columns) -> None:
-        job = {"path": str(path), "delimiter": delimiter, "columns": columns}
-        for helper in self._helpers:
-            helper.alive = helper.send(job)
+    def segments(self, csv_source: CsvSource, *, delimiter: str) -> list[Segment]:
+        """The file's segments; the first call also tells the helpers which file to read."""
+        if self._segments is None:
+            with csv_source.open() as fh:
+                self._segments = file_segments(fh, csv_source.size())
+            job = {"path": str(csv_source.path), "delimiter": delimiter}
+            for helper in self._helpers:
+                helper.alive = helper.send(job)
+        return self._segments
 
-    def supply(self, todo: collections.deque, *, limit: int) -> None:
-        """Hand segments (before `limit`) from the front of `todo` to helpers holding fewer than HELPER_DEPTH."""
+    def supply(self, todo: collections.deque, *, limit: int, kind: str, columns: Columns) -> None:
+        """Hand segments (before `limit`) from the front of `todo` to helpers holding fewer than
+        HELPER_DEPTH, to `kind` ("infer" or "validate") with these columns."""
         for helper in self._helpers:
             while todo and todo[0].index < limit and helper.alive and len(helper.held) < HELPER_DEPTH:
-                if not helper.send(todo[0]):
+                if not helper.send((kind, columns, todo[0])):
                     helper.alive = False
                     break
                 todo.popleft()
@@ -230,6 +260,23 @@ class Helpers:
         return results, lost
 
 
+def guess_types(*, csv_source: CsvSource, helpers: Helpers, columns: Columns, delimiter: str) -> bool:
+    """Type the new custom columns from the first segment only; False on a file error there.
+
+    Decision 37 types a new column from all its values, which would take a pass over the file
+    before validation. Instead validation assumes these types and collects the types of every
+    segment as it goes (validate_in_segments with `infer`); the caller validates again in the rare
+    file whose later values change a column's type.
+    """
+    segments = helpers.segments(csv_source, delimiter=delimiter)
+    with csv_source.open() as fh:
+        first = infer_segment(fh, columns, segments[0], delimiter=delimiter)
+    if first.file_error is not None:
+        return False
+    set_inferred_types(columns, first.types)
+    return True
+
+
 def validate_in_segments(
     *,
     csv_source: CsvSource,
@@ -242,15 +289,15 @@ def validate_in_segments(
     progress: Callable[[int, int], None] | None,
     total: int,
     every: float,
-) -> int:
-    """Validate the file with the helpers and stage the good rows; returns how many were staged.
+    infer: bool = False,
+) -> tuple[int, dict | None]:
+    """Validate the file with the helpers and stage the good rows.
 
+    Returns (rows staged, with `infer` the types found in each new custom column of the file).
     Afterwards `errors` and `validator.tag_names` are what one pass in file order gives.
     """
-    size = csv_source.size()
-    with csv_source.open() as fh:
-        segments = file_segments(fh, size)
-    helpers.begin(path=csv_source.path, delimiter=delimiter, columns=columns)
+    kind = "validate-infer" if infer else "validate"
+    segments = helpers.segments(csv_source, delimiter=delimiter)
     todo = collections.deque(segments)
     results: dict[int, SegmentResult] = {}
     staged = lines_done = by_helpers = 0
@@ -280,21 +327,23 @@ def validate_in_segments(
         while startable() or helpers.busy:
             with staging.copy_writer(validator.staged_columns) as write:
                 while startable() or helpers.busy:
-                    helpers.supply(todo, limit=limit)
+                    helpers.supply(todo, limit=limit, kind=kind, columns=columns)
                     own = todo.popleft() if startable() else None
                     arrived, lost = helpers.collect(wait=own is None)
                     todo.extendleft(sorted(lost, key=lambda s: s.index, reverse=True))
                     for result in arrived:
                         accept(result, write, from_helper=True)
                     if own is not None:
-                        result = validate_segment(fh, validator, own, delimiter=delimiter, write=write)
+                        result = validate_segment(fh, validator, own, delimiter=delimiter, write=write, infer=infer)
                         accept(result, write, from_helper=False)
                     if progress and time.monotonic() - last_progress > every:
                         break
             if progress:
                 progress(min(lines_done, total), total)
                 last_progress = time.monotonic()
-        staged -= _resolve(fh, segments, results, validator=validator, staging=staging, delimiter=delimiter)
+        staged -= _resolve(
+            fh, segments, results, validator=validator, staging=staging, delimiter=delimiter, infer=infer
+        )
     for segment in segments:
         result = results.get(segment.index)
         if result is None:
@@ -314,10 +363,16 @@ def validate_in_segments(
         by_helpers,
         helpers.count,
     )
-    return staged
+    if not infer:
+        return staged, None
+    found: dict[str, set[str]] = {key: set() for key in columns.new_custom}
+    for result in results.values():
+        for key, types in result.types.items():
+            found[key] |= types
+    return staged, found
 
 
-def _resolve(fh, segments: list[Segment], results: dict, *, validator, staging, delimiter: str) -> int:
+def _resolve(fh, segments: list[Segment], results: dict, *, validator, staging, delimiter: str, infer: bool) -> int:
     """Check the segments in file order: raise the first file error, or redo the file from a wrong
     cut in one pass. Returns how many staged rows were deleted (and written again, if any)."""
     for segment in segments:
@@ -333,7 +388,7 @@ def _resolve(fh, segments: list[Segment], results: dict, *, validator, staging, 
         deleted = staging.delete_from_line(segment.first_line)
         rest = Segment(segment.index, segment.start, segments[-1].end, segment.first_line)
         with staging.copy_writer(validator.staged_columns) as write:
-            redone = validate_segment(fh, validator, rest, delimiter=delimiter, write=write)
+            redone = validate_segment(fh, validator, rest, delimiter=delimiter, write=write, infer=infer)
         results[segment.index] = redone
         if redone.file_error is not None:
             message, line, _ = redone.file_error

@@ -10,6 +10,7 @@ customers.normalize (decisions 15, 21), unchanged: this module only decides how 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import re
 from functools import partial
@@ -21,11 +22,14 @@ from customers.normalize import (
     NUMERIC_RE,
     NormalizationError,
     coerce,
+    column_type,
+    infer_type,
     normalize_email,
     normalize_text,
     parse_date,
 )
 
+from ..csvio import csv_rows
 from ..profiles import PROFILE_NORMALIZERS
 from .header import KEY, MAX_LENGTHS, TAG_MAX, TAGS, Columns
 
@@ -73,6 +77,14 @@ class _ColumnReader:
         if not self.memo:
             return self._read_each(cells)
         cache, bad = self.values, self.problems
+        try:  # every cell already known: the usual case after a column's first chunks
+            values = list(map(cache.__getitem__, cells))
+        except KeyError:
+            pass
+        else:
+            if bad and not bad.keys().isdisjoint(cells):
+                return values, [(i, bad[raw]) for i, raw in enumerate(cells) if raw in bad]
+            return values, []
         distinct = dict.fromkeys(cells)
         if len(cells) >= MEMO_SAMPLE and len(distinct) > len(cells) * MEMO_DISTINCT_SHARE:
             # Mostly distinct after all (prices, birth dates, scores): the memo would cost more
@@ -294,6 +306,7 @@ class RowValidator:
 
     def __init__(self, columns: Columns):
         idx = columns.index
+        self.columns = columns
         self.width = columns.width
         self.tag_names: dict[str, str] = {}
         self.staged_columns = ["line"]
@@ -418,7 +431,9 @@ class RowValidator:
         if problems:
             staged = [value for i, value in enumerate(staged) if i not in problems]
         # Memoised cells share one value: each distinct one once, in order of first appearance.
-        for value in {id(value): value for value in staged if value is not None}.values():
+        distinct = dict(zip(map(id, staged), staged, strict=True))
+        distinct.pop(id(None), None)
+        for value in distinct.values():
             for tag in value[1]:
                 names.setdefault(tag.lower(), tag)
 
@@ -449,3 +464,68 @@ def _custom_objects(columns: list[list]) -> list[str]:
         template = "{" + ", ".join(["%s"] * len(columns)) + "}"
         return [template % parts for parts in zip(*columns, strict=True)]
     return ["{" + ", ".join([f for f in parts if f is not None]) + "}" for parts in zip(*columns, strict=True)]
+
+
+# -- type inference of new custom columns (decisions 37: from all their non-empty values) ----------
+INFER_MEMO = 20_000  # distinct cells remembered per column while inferring
+_NUMERIC_COLUMN_RE = re.compile(rf"(?:{NUMERIC_RE.pattern})?(?:\n(?:{NUMERIC_RE.pattern})?)*")
+
+
+def infer_rows(rows, columns: Columns) -> dict[str, set[str]]:
+    """The types (customers.normalize.infer_type) found in each new custom column of `rows`.
+
+    A chunk at a time: a column whose cells are all plain numbers counts as "number" in one regex
+    pass; otherwise each cell not seen before is typed. A column found to hold text is done with.
+    Memory stays flat: a bounded set of cells already looked at per column.
+    """
+    found: dict[str, set[str]] = {key: set() for key in columns.new_custom}
+    seen: dict[str, set] = {key: set() for key in found}
+    positions = {key: columns.index[f"custom.{key}"] for key in found}
+    open_keys = set(found)
+    width = columns.width
+    for chunk in iter(lambda: list(itertools.islice(rows, CHUNK_ROWS)), []):
+        if not open_keys:
+            break
+        good = [cells for _, cells in chunk if len(cells) == width]
+        for key in list(open_keys):
+            column = [cells[positions[key]] for cells in good]
+            types = found[key]
+            text = _joined(column)
+            if text is not None and _NUMERIC_COLUMN_RE.fullmatch(text):
+                if any(column):
+                    types.add("number")
+                continue
+            _infer_cells(column, types, seen[key])
+            if "string" in types:
+                open_keys.discard(key)  # the column can only be text now
+    return found
+
+
+def _infer_cells(column: list[str], types: set[str], done: set) -> None:
+    for cell in column:
+        if cell in done or ("number" in types and NUMERIC_RE.fullmatch(cell)):
+            continue  # nothing new: a plain number cell infers as "number"
+        if len(done) >= INFER_MEMO:
+            done.clear()
+        done.add(cell)
+        try:
+            type_ = infer_type(unescape_injection(cell))
+        except NormalizationError:
+            continue  # NUL or surrogate: reported as a row error later
+        if type_ is not None:
+            types.add(type_)
+            if type_ == "string":
+                return
+
+
+def infer_types(csv_source, columns: Columns, *, delimiter: str) -> None:
+    """Type every unregistered custom column from all its non-empty values (one streamed pass)."""
+    with csv_source.open() as fh:
+        _, _, rows = csv_rows(fh, delimiter=delimiter)
+        found = infer_rows(rows, columns)
+    set_inferred_types(columns, found)
+
+
+def set_inferred_types(columns: Columns, found: dict[str, set[str]]) -> None:
+    for key, types in found.items():
+        columns.custom[key] = column_type(types)

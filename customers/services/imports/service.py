@@ -11,13 +11,14 @@ from collections.abc import Callable
 
 from django.db import connection, transaction
 
+from customers.normalize import column_type
 from customers.signals import profile_changed_send
 
 from ..attributes import attribute_register
 from ..csvio import CsvFileError, CsvSource, csv_rows
 from . import parallel
-from .header import MAX_REPORTED_ROWS, Columns, ImportResult, RowErrors, infer_types, read_header
-from .rows import CHUNK_ROWS, RowValidator
+from .header import MAX_REPORTED_ROWS, Columns, ImportResult, RowErrors, read_header
+from .rows import CHUNK_ROWS, RowValidator, infer_types, set_inferred_types
 from .staging import Staging
 
 PROGRESS_EVERY = 0.5  # seconds between progress callbacks
@@ -55,21 +56,25 @@ def _import(result: ImportResult, csv_source: CsvSource, helpers, *, dry_run, de
         with csv_source.open() as fh:
             header, result.delimiter, _ = csv_rows(fh, delimiter=delimiter)
         columns = read_header(header, result)
+        guessed = False
         if columns.new_custom:
-            infer_types(csv_source, columns, delimiter=result.delimiter)
-            for key in sorted(columns.new_custom):
-                if columns.custom[key] is None:
-                    result.notices.append(f"Column custom.{key} has no values; it was not registered.")
-                else:
-                    result.new_attributes[key] = columns.custom[key]
-                    result.notices.append(f"New attribute custom.{key} will be registered as {columns.custom[key]}.")
+            guessed = helpers is not None and parallel.guess_types(
+                csv_source=csv_source, helpers=helpers, columns=columns, delimiter=result.delimiter
+            )
+            if not guessed:
+                infer_types(csv_source, columns, delimiter=result.delimiter)
         total_lines = csv_source.count_lines() if progress else 0
-        staging = Staging.create(profile=columns.profile, custom=columns.custom, has_tags=columns.has_tags)
-        errors = RowErrors()
-        validator = RowValidator(columns)
         with fewer_collections():
-            if helpers is not None:
-                staged = parallel.validate_in_segments(
+            while True:
+                staging = Staging.create(profile=columns.profile, custom=columns.custom, has_tags=columns.has_tags)
+                errors = RowErrors()
+                validator = RowValidator(columns)
+                if helpers is None:
+                    with csv_source.open() as fh:
+                        _, _, rows = csv_rows(fh, delimiter=result.delimiter)
+                        staged = _validate(rows, validator, errors, staging, progress=progress, total=total_lines)
+                    break
+                staged, found = parallel.validate_in_segments(
                     csv_source=csv_source,
                     helpers=helpers,
                     columns=columns,
@@ -80,11 +85,21 @@ def _import(result: ImportResult, csv_source: CsvSource, helpers, *, dry_run, de
                     progress=progress,
                     total=total_lines,
                     every=PROGRESS_EVERY,
+                    infer=guessed,
                 )
+                if not guessed or all(column_type(found[key]) == columns.custom[key] for key in found):
+                    break
+                # A value after the first segment changes a new column's type: validate again
+                # with the types of the whole file (decisions 37).
+                set_inferred_types(columns, found)
+                guessed = False
+                staging.drop()
+        for key in sorted(columns.new_custom):
+            if columns.custom[key] is None:
+                result.notices.append(f"Column custom.{key} has no values; it was not registered.")
             else:
-                with csv_source.open() as fh:
-                    _, _, rows = csv_rows(fh, delimiter=result.delimiter)
-                    staged = _validate(rows, validator, errors, staging, progress=progress, total=total_lines)
+                result.new_attributes[key] = columns.custom[key]
+                result.notices.append(f"New attribute custom.{key} will be registered as {columns.custom[key]}.")
         result.rows = staged + errors.total
         if not result.rows:
             result.notices.append("The file has a header but no rows.")
