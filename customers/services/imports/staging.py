@@ -209,30 +209,39 @@ class Staging:
         else:
             self._run(f"CREATE INDEX {t}_ext ON {t} (external_id)")
             self._run(f"CREATE INDEX {t}_email ON {t} (email)")
-        self._run(
+        matched = self._run(
             f"UPDATE {t} SET customer_id = c.id, new_id = NULL FROM {c} AS c "
             f"WHERE {t}.external_id IS NOT NULL AND c.external_id = {t}.external_id"
         )
-        self._run(
-            f"UPDATE {t} SET match_count = (SELECT count(*) FROM {c} AS c WHERE c.email = {t}.email) "
-            f"WHERE {t}.external_id IS NULL"
-        )
-        self._run(
-            f"UPDATE {t} SET customer_id = (SELECT min(c.id) FROM {c} AS c WHERE c.email = {t}.email), "
-            f"new_id = NULL WHERE {t}.external_id IS NULL AND match_count = 1"
-        )
-        if self.pg:
+        # The statements about rows without external_id, or about matched rows, are skipped when
+        # there are none (each is a pass over the staging table; a first import of a file with ids
+        # has neither).
+        by_email = self._any("external_id IS NULL")
+        if by_email:
+            self._run(
+                f"UPDATE {t} SET match_count = (SELECT count(*) FROM {c} AS c WHERE c.email = {t}.email) "
+                f"WHERE {t}.external_id IS NULL"
+            )
+            matched += self._run(
+                f"UPDATE {t} SET customer_id = (SELECT min(c.id) FROM {c} AS c WHERE c.email = {t}.email), "
+                f"new_id = NULL WHERE {t}.external_id IS NULL AND match_count = 1"
+            )
+        if matched and self.pg:
             # customer_id was all NULL when the table was analysed; the conflict and change checks
             # join on it (with stale statistics PostgreSQL probes the links once per row).
             self._analyze()
-        else:
+        elif matched:
             self._run(f"CREATE INDEX {t}_cust ON {t} (customer_id)")
-        self._find_conflicts()
+        self._find_conflicts(by_email=by_email, matched=matched)
         if self.has_tags:
             self._map_tags(tag_names, create=False)
-        self._mark_changes()
+        if matched:
+            self._mark_changes()
 
-    def _find_conflicts(self) -> None:
+    def _any(self, condition: str) -> bool:
+        return self._all(f"SELECT EXISTS (SELECT 1 FROM {self.table} WHERE {condition})")[0][0]
+
+    def _find_conflicts(self, *, by_email: bool, matched: bool) -> None:
         t, err = self.table, f"{self.table}_err"
         self._run(
             f"INSERT INTO {err} (line, col, msg) "
@@ -241,18 +250,21 @@ class Staging:
             "WHERE external_id IS NOT NULL GROUP BY external_id HAVING count(*) > 1) AS f "
             "ON f.external_id = s.external_id WHERE s.line > f.first"
         )
-        self._run(
-            f"INSERT INTO {err} (line, col, msg) "
-            f"SELECT s.line, 'email', 'Duplicate email “' || s.email || '” in rows without external_id (first on "
-            f"line ' || CAST(f.first AS text) || ').' FROM {t} AS s JOIN (SELECT email, min(line) AS first FROM {t} "
-            "WHERE external_id IS NULL GROUP BY email HAVING count(*) > 1) AS f "
-            "ON f.email = s.email WHERE s.external_id IS NULL AND s.line > f.first"
-        )
-        self._run(
-            f"INSERT INTO {err} (line, col, msg) "
-            f"SELECT line, 'email', CAST(match_count AS text) || ' profiles have the email “' || email || "
-            f"'”; add an external_id to choose one.' FROM {t} WHERE external_id IS NULL AND match_count > 1"
-        )
+        if by_email:
+            self._run(
+                f"INSERT INTO {err} (line, col, msg) "
+                f"SELECT s.line, 'email', 'Duplicate email “' || s.email || '” in rows without external_id "
+                f"(first on line ' || CAST(f.first AS text) || ').' FROM {t} AS s JOIN (SELECT email, min(line) "
+                f"AS first FROM {t} WHERE external_id IS NULL GROUP BY email HAVING count(*) > 1) AS f "
+                "ON f.email = s.email WHERE s.external_id IS NULL AND s.line > f.first"
+            )
+            self._run(
+                f"INSERT INTO {err} (line, col, msg) "
+                f"SELECT line, 'email', CAST(match_count AS text) || ' profiles have the email “' || email || "
+                f"'”; add an external_id to choose one.' FROM {t} WHERE external_id IS NULL AND match_count > 1"
+            )
+        if not matched:
+            return
         # Two rows that reach one profile by different keys (an external_id row and an email row).
         self._run(
             f"INSERT INTO {err} (line, col, msg) "
