@@ -53,6 +53,9 @@ class Segment:
     end: int
     first_line: int
 
+    def rows(self, fh, *, delimiter: str):
+        return csv_segment_rows(fh, start=self.start, end=self.end, first_line=self.first_line, delimiter=delimiter)
+
 
 @dataclass
 class SegmentResult:
@@ -86,16 +89,18 @@ def file_segments(fh, size: int) -> list[Segment]:
     return [Segment(i, start, end, line) for i, ((start, line), end) in enumerate(zip(starts, ends, strict=True))]
 
 
+def _file_error(exc: CsvFileError) -> tuple:
+    return (str(exc), exc.line, isinstance(exc, CsvSyntaxError))
+
+
 def infer_segment(fh, columns: Columns, segment: Segment, *, delimiter: str) -> SegmentResult:
     """The types found in the new custom columns of one segment (rows.infer_rows)."""
     result = SegmentResult(index=segment.index)
-    rows = csv_segment_rows(
-        fh, start=segment.start, end=segment.end, first_line=segment.first_line, delimiter=delimiter
-    )
+    rows = segment.rows(fh, delimiter=delimiter)
     try:
         result.types = infer_rows(rows, columns)
     except CsvFileError as exc:
-        result.file_error = (str(exc), exc.line, isinstance(exc, CsvSyntaxError))
+        result.file_error = _file_error(exc)
     return result
 
 
@@ -109,9 +114,7 @@ def validate_segment(fh, validator: RowValidator, segment: Segment, *, delimiter
     if infer:
         result.types = {key: set() for key in validator.columns.new_custom}
     validator.tag_names = result.tag_names
-    rows = csv_segment_rows(
-        fh, start=segment.start, end=segment.end, first_line=segment.first_line, delimiter=delimiter
-    )
+    rows = segment.rows(fh, delimiter=delimiter)
     try:
         for chunk in iter(lambda: list(itertools.islice(rows, CHUNK_ROWS)), []):
             if infer:
@@ -124,7 +127,7 @@ def validate_segment(fh, validator: RowValidator, segment: Segment, *, delimiter
             result.error_total += len(bad)
             result.errors.extend(bad[: MAX_REPORTED_ROWS - len(result.errors)])
     except CsvFileError as exc:
-        result.file_error = (str(exc), exc.line, isinstance(exc, CsvSyntaxError))
+        result.file_error = _file_error(exc)
     return result
 
 
@@ -281,7 +284,6 @@ def validate_in_segments(
     *,
     csv_source: CsvSource,
     helpers: Helpers,
-    columns: Columns,
     delimiter: str,
     validator: RowValidator,
     staging,
@@ -297,6 +299,7 @@ def validate_in_segments(
     Afterwards `errors` and `validator.tag_names` are what one pass in file order gives.
     """
     kind = "validate-infer" if infer else "validate"
+    columns = validator.columns
     segments = helpers.segments(csv_source, delimiter=delimiter)
     todo = collections.deque(segments)
     results: dict[int, SegmentResult] = {}

@@ -77,7 +77,6 @@ def _import(result: ImportResult, csv_source: CsvSource, helpers, *, dry_run, de
                 staged, found = parallel.validate_in_segments(
                     csv_source=csv_source,
                     helpers=helpers,
-                    columns=columns,
                     delimiter=result.delimiter,
                     validator=validator,
                     staging=staging,
