@@ -2,6 +2,7 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/tessera_bench .venv/bin/python bench/import_customers.py
     options: --rows 1000000  --keep (leave the profiles)  --file PATH (reuse a generated file)
+             --statements (time each SQL statement and print the slowest)
 
 Runs the product path (customers.services.imports.customer_import) twice: a first import that
 creates every profile, then the same file again (every row matched, compared, unchanged), and
@@ -12,6 +13,7 @@ profiles it created (external_id prefix "bench-") unless --keep is given.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import platform
@@ -131,10 +133,36 @@ def cpu_seconds() -> tuple[float, float, float | None]:
         return mine, helpers, None
 
 
-def timed_import(path: Path, label: str) -> None:
+class StatementTimer:
+    """A Django execute_wrapper that adds up the wall time of each SQL statement (--statements).
+
+    The COPY into the staging table goes through psycopg directly and is not counted: it runs
+    while the file is validated, which is what the rest of the import's time is."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            key = " ".join(sql.split())[:110]
+            self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - started
+
+    def report(self, total: float) -> None:
+        timed = sum(self.seconds.values())
+        print(f"  SQL statements {timed:.1f} s of {total:.1f} s; the rest is reading, validating and staging:")
+        for sql, seconds in sorted(self.seconds.items(), key=lambda item: -item[1])[:12]:
+            print(f"    {seconds:6.2f} s  {sql}")
+
+
+def timed_import(path: Path, label: str, *, statements: bool = False) -> None:
     cpu_before = cpu_seconds()
+    timer = StatementTimer()
     started = time.perf_counter()
-    result = customer_import(path_or_file=str(path), dry_run=False)
+    with connection.execute_wrapper(timer) if statements else contextlib.nullcontext():
+        result = customer_import(path_or_file=str(path), dry_run=False)
     seconds = time.perf_counter() - started
     cpu_after = cpu_seconds()
     if not result.ok:
@@ -153,6 +181,8 @@ def timed_import(path: Path, label: str) -> None:
         per_cpu = result.rows / (python_cpu + helpers_cpu + db_cpu)
         line += f", database backend {db_cpu:.1f} s; {per_cpu:,.0f} rows per CPU-second"
     print(line)
+    if statements:
+        timer.report(seconds)
 
 
 def remove_bench_profiles() -> None:
@@ -175,6 +205,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--file", type=Path)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--statements", action="store_true", help="print where the SQL time goes")
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         print("Note: DATABASE_URL is not PostgreSQL; the target figure is for PostgreSQL.")
@@ -190,8 +221,8 @@ def main() -> None:
             size_mb = path.stat().st_size / 1e6
             print(f"Generated {args.rows:,} rows ({size_mb:.0f} MB) in {time.perf_counter() - started:.1f} s")
         print(f"Peak RSS before importing: {peak_rss_mb():.0f} MB")
-        timed_import(path, "First import (creates)")
-        timed_import(path, "Same file again (matches, unchanged)")
+        timed_import(path, "First import (creates)", statements=args.statements)
+        timed_import(path, "Same file again (matches, unchanged)", statements=args.statements)
     if not args.keep:
         remove_bench_profiles()
 

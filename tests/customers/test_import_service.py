@@ -221,6 +221,78 @@ def test_bad_rows_reject_the_whole_file_with_line_and_column():
     assert snapshot() == before
 
 
+def _sql_log(data: str, *, dry_run: bool):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        result = run(data, dry_run=dry_run)
+    return result, " ".join(q["sql"] for q in queries.captured_queries)
+
+
+def test_duplicate_keys_of_new_profiles_are_left_to_the_unique_index_and_reported_alike():
+    """A file of new profiles skips the duplicate query; the INSERT's unique index finds them,
+    and the report is the dry run's, with nothing written (no tag, no attribute either)."""
+    CustomerFactory(external_id="someone-else")
+    before = snapshot()
+    data = csv(
+        "external_id,email,tags,custom.plan",
+        "u1,a@example.com,vip,pro",
+        "u2,b@example.com,New Tag,free",
+        "u1,c@example.com,,free",
+        "u3,d@example.com,,",
+        "u2,e@example.com,,",
+        "u1,f@example.com,,",
+    )
+    preview, preview_sql = _sql_log(data, dry_run=True)
+    result, sql = _sql_log(data, dry_run=False)
+    assert "Duplicate external_id" in preview_sql and "Duplicate external_id" in sql  # found after the INSERT failed
+    assert sql.index("INSERT INTO customers_customer (") < sql.rindex("Duplicate external_id")
+    assert not result.ok and result.error_total == result.rejected == 3
+    assert (
+        result.errors
+        == preview.errors
+        == [
+            {"line": 4, "column": "external_id", "message": "Duplicate external_id “u1” (first on line 2)."},
+            {"line": 6, "column": "external_id", "message": "Duplicate external_id “u2” (first on line 3)."},
+            {"line": 7, "column": "external_id", "message": "Duplicate external_id “u1” (first on line 2)."},
+        ]
+    )
+    assert (result.created, result.updated, result.unchanged) == (0, 0, 0)
+    assert snapshot() == before
+
+
+def test_a_clean_file_of_new_profiles_runs_no_duplicate_query():
+    data = csv("external_id,email,tags", "u1,a@example.com,vip", "u2,b@example.com,", ",c@example.com,")
+    keyed = csv("external_id,email,tags", "u1,a@example.com,vip", "u2,b@example.com,")
+    result, sql = _sql_log(keyed, dry_run=False)
+    assert result.ok and result.created == 2 and "Duplicate external_id" not in sql
+    assert tag_names(Customer.objects.get(external_id="u1")) == ["vip"]
+    # Rows matching profiles, or going by email, are checked up front as before.
+    result, sql = _sql_log(data, dry_run=False)
+    assert result.ok and (result.created, result.unchanged) == (1, 2)
+    assert "Duplicate external_id" in sql
+
+
+@pytest.mark.parametrize(
+    "rows, key",
+    [
+        (("u1,a@example.com", "old,b@example.com", "u1,c@example.com"), "u1"),  # beside a matched row
+        (("u1,a@example.com", ",z@example.com", "u1,c@example.com"), "u1"),  # beside a row going by email
+        (("old,a@example.com", "u1,b@example.com", "old,c@example.com"), "old"),  # no INSERT would fail
+    ],
+)
+def test_duplicate_keys_beside_matched_or_email_rows_are_found_up_front(rows, key):
+    CustomerFactory(external_id="old", email="old@example.com")
+    before = snapshot()
+    result = run(csv("external_id,email", *rows))
+    assert not result.ok
+    assert result.errors == [
+        {"line": 4, "column": "external_id", "message": f"Duplicate external_id “{key}” (first on line 2)."}
+    ]
+    assert snapshot() == before
+
+
 def test_only_the_first_thousand_bad_rows_are_reported():
     lines = ["external_id,email"] + [f"u{i},bad{i}" for i in range(1203)] + ["u1,u1,x@example.com"]
     result = run(csv(*lines))

@@ -19,7 +19,7 @@ from ..csvio import CsvFileError, CsvSource, csv_rows
 from . import parallel
 from .header import MAX_REPORTED_ROWS, Columns, ImportResult, RowErrors, read_header
 from .rows import CHUNK_ROWS, RowValidator, infer_types, set_inferred_types
-from .staging import Staging
+from .staging import DuplicateKeys, Staging
 
 PROGRESS_EVERY = 0.5  # seconds between progress callbacks
 GC_THRESHOLD = 50_000  # allocations between young-generation collections while validating
@@ -102,21 +102,29 @@ def _import(result: ImportResult, csv_source: CsvSource, helpers, *, dry_run, de
         result.rows = staged + errors.total
         if not result.rows:
             result.notices.append("The file has a header but no rows.")
-        staging.analyse(tag_names=validator.tag_names)
-        sql_errors, sql_total = staging.row_errors(limit=MAX_REPORTED_ROWS)
-        errors.merge(sql_errors, sql_total)
-        result.created, result.updated, result.unchanged = staging.counts()
-        result.rejected = result.error_total = errors.total
-        result.errors = errors.items
+        # Written unless the checks find errors: a file of new profiles can leave its duplicate
+        # external_ids to the unique index (Staging.analyse).
+        staging.analyse(tag_names=validator.tag_names, defer_duplicates=not dry_run and not errors.total)
+        sql_total = _merge_sql_errors(staging, errors)
+        result.created, result.updated, result.unchanged = staging.counts(errors=sql_total)
         if progress:
             progress(total_lines, total_lines)
-        if not result.ok:
-            if not dry_run:  # nothing was written; a dry run keeps the preview of the good rows
-                result.created = result.updated = result.unchanged = 0
-            return
-        if not dry_run:
-            touched = _write(staging, columns, validator.tag_names, source=source, new_attributes=result.new_attributes)
-            transaction.on_commit(lambda: profile_changed_send(touched, reason="import"))
+        if not errors.total and not dry_run:
+            try:
+                touched = _write(
+                    staging, columns, validator.tag_names, source=source, new_attributes=result.new_attributes
+                )
+            except DuplicateKeys:
+                # Rolled back. Only a file of new profiles without other errors gets here, so the
+                # duplicates are its only errors: the report a dry run gives.
+                staging.find_duplicate_keys()
+                _merge_sql_errors(staging, errors)
+            else:
+                transaction.on_commit(lambda: profile_changed_send(touched, reason="import"))
+        result.rejected = result.error_total = errors.total
+        result.errors = errors.items
+        if not result.ok and not dry_run:  # nothing was written; a dry run keeps the preview of the good rows
+            result.created = result.updated = result.unchanged = 0
     except CsvFileError as exc:
         result.file_error = str(exc)
         result.errors = [{"line": exc.line, "column": None, "message": str(exc)}]
@@ -175,6 +183,13 @@ def _validate(rows, validator: RowValidator, errors: RowErrors, staging: Staging
             return staged
         progress(min(report, total), total)
         last_progress = time.monotonic()
+
+
+def _merge_sql_errors(staging: Staging, errors: RowErrors) -> int:
+    """Merge the errors the SQL checks have recorded into `errors`; returns how many rows have one."""
+    items, total = staging.row_errors(limit=MAX_REPORTED_ROWS)
+    errors.merge(items, total)
+    return total
 
 
 def _write(staging: Staging, columns: Columns, tag_names: dict, *, source, new_attributes) -> array:

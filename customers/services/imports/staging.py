@@ -36,6 +36,11 @@ STAGED_PROFILE = (KEY, *PROFILE_FIELDS)
 IS_NEW = "(customer_id IS NULL AND coalesce(match_count, 0) = 0)"
 
 
+class DuplicateKeys(Exception):
+    """apply() found external_ids that the file has twice (the check analyse() left to the
+    profiles' unique index); nothing is written, and find_duplicate_keys() lists them."""
+
+
 class Staging:
     """A temporary table of validated rows, on the current connection."""
 
@@ -48,6 +53,9 @@ class Staging:
         self.customers = Customer._meta.db_table
         self.tags_through = Customer.tags.through._meta.db_table
         self._settings: dict[str, str] = {}
+        # Set by analyse(): no staged row matched a profile or goes by email, so every row is new.
+        self.all_new = False
+        self.duplicates_deferred = False
 
     @classmethod
     def create(cls, **kwargs) -> Staging:
@@ -198,8 +206,15 @@ class Staging:
             self._run("SELECT set_config('default_statistics_target', %s, false)", [before])
 
     # -- checks and preview --------------------------------------------------------
-    def analyse(self, *, tag_names: dict[str, str]) -> None:
-        """Match rows to profiles, find in-file conflicts, and mark what would change."""
+    def analyse(self, *, tag_names: dict[str, str], defer_duplicates: bool = False) -> None:
+        """Match rows to profiles, find in-file conflicts, and mark what would change.
+
+        With `defer_duplicates` (an import that will be written unless this finds errors), a file
+        whose rows are all new leaves its duplicate external_ids to the profiles' unique index:
+        apply() inserts them all in one statement, which fails on the second row of any
+        duplicate, and then raises DuplicateKeys (see apply). That saves a hash aggregate over
+        the whole file on the common first import; a dry run still lists them up front.
+        """
         t, c = self.table, self.customers
         if self.pg:
             # No indexes: PostgreSQL hash-joins the staging table, and each index would make the
@@ -232,6 +247,8 @@ class Staging:
             self._analyze()
         elif matched:
             self._run(f"CREATE INDEX {t}_cust ON {t} (customer_id)")
+        self.all_new = not matched and not by_email
+        self.duplicates_deferred = defer_duplicates and self.all_new
         self._find_conflicts(by_email=by_email, matched=matched)
         if self.has_tags:
             self._map_tags(tag_names, create=False)
@@ -241,7 +258,8 @@ class Staging:
     def _any(self, condition: str) -> bool:
         return self._all(f"SELECT EXISTS (SELECT 1 FROM {self.table} WHERE {condition})")[0][0]
 
-    def _find_conflicts(self, *, by_email: bool, matched: bool) -> None:
+    def find_duplicate_keys(self) -> None:
+        """Record every row whose external_id an earlier row of the file has."""
         t, err = self.table, f"{self.table}_err"
         self._run(
             f"INSERT INTO {err} (line, col, msg) "
@@ -250,6 +268,17 @@ class Staging:
             "WHERE external_id IS NOT NULL GROUP BY external_id HAVING count(*) > 1) AS f "
             "ON f.external_id = s.external_id WHERE s.line > f.first"
         )
+
+    def _any_duplicate_keys(self) -> bool:
+        return self._all(
+            f"SELECT EXISTS (SELECT 1 FROM {self.table} WHERE external_id IS NOT NULL "
+            "GROUP BY external_id HAVING count(*) > 1)"
+        )[0][0]
+
+    def _find_conflicts(self, *, by_email: bool, matched: bool) -> None:
+        t, err = self.table, f"{self.table}_err"
+        if not self.duplicates_deferred:
+            self.find_duplicate_keys()
         if by_email:
             self._run(
                 f"INSERT INTO {err} (line, col, msg) "
@@ -328,9 +357,12 @@ class Staging:
         )
         return [{"line": line, "column": col, "message": msg} for line, col, msg in rows], total
 
-    def counts(self) -> tuple[int, int, int]:
-        """(created, updated, unchanged) among the rows without errors."""
+    def counts(self, *, errors: int) -> tuple[int, int, int]:
+        """(created, updated, unchanged) among the rows without errors (`errors`: how many rows
+        have an error in the SQL checks)."""
         t = self.table
+        if self.all_new and not errors:
+            return self._all(f"SELECT count(*) FROM {t}")[0][0], 0, 0
         row = self._all(
             f"SELECT coalesce(sum(CASE WHEN {IS_NEW} THEN 1 END), 0), "
             "coalesce(sum(CASE WHEN customer_id IS NOT NULL AND (attrs_changed OR tags_changed) THEN 1 END), 0), "
@@ -380,6 +412,8 @@ class Staging:
         params += [now, now]
         insert = f"INSERT INTO {c} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {t} WHERE new_id IS NOT NULL"
         if not self._insert_new(insert, params):
+            if self.duplicates_deferred and self._any_duplicate_keys():
+                raise DuplicateKeys
             self._insert_new_racing(insert, params)
         if self.has_tags:
             self._replace_tags()
