@@ -395,6 +395,72 @@ def test_profile_changed_is_sent_after_commit(django_capture_on_commit_callbacks
     assert unchanged.pk not in received[0][0]
 
 
+def test_profile_changed_names_every_created_profile_of_a_new_file(django_capture_on_commit_callbacks):
+    received = []
+
+    def listener(sender, customer_ids, reason, **kwargs):
+        received.extend(customer_ids)
+
+    profile_changed.connect(listener)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            assert run(csv("external_id,tags", "u1,vip", "u2,", "u3,b2b")).created == 3
+    finally:
+        profile_changed.disconnect(listener)
+    assert received == sorted(Customer.objects.values_list("pk", flat=True))
+
+
+@pytest.mark.parametrize("new_ids, shortcut", [([5, 6, 7, 8], True), ([5, 6, 8, 9], False), ([9, 5, 7, 6], False)])
+def test_touched_ids_of_new_rows_are_their_ids_in_order(new_ids, shortcut):
+    """One run of ids is returned without fetching them; ids other sessions broke up are fetched."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from customers.services.imports import Staging
+
+    staging = Staging.create(profile=[], custom={}, has_tags=False)
+    try:
+        with connection.cursor() as cursor:
+            for line, new_id in enumerate(new_ids, start=2):
+                cursor.execute(
+                    f"INSERT INTO {staging.table} (line, external_id, new_id) VALUES (%s, %s, %s)",
+                    [line, f"u{line}", new_id],
+                )
+        staging.all_new = True
+        with CaptureQueriesContext(connection) as queries:
+            touched = list(staging.touched_ids())
+    finally:
+        staging.drop()
+    assert touched == sorted(new_ids)
+    assert any("ORDER BY" in q["sql"] for q in queries.captured_queries) is not shortcut
+
+
+def test_touched_ids_after_a_race_name_the_racing_profile(monkeypatch, django_capture_on_commit_callbacks):
+    from customers.services import imports
+
+    original = imports.Staging.apply
+    racers = []
+
+    def racing_apply(self, **kwargs):
+        racers.append(CustomerFactory(external_id="u2"))
+        return original(self, **kwargs)
+
+    received = []
+
+    def listener(sender, customer_ids, reason, **kwargs):
+        received.extend(customer_ids)
+
+    monkeypatch.setattr(imports.Staging, "apply", racing_apply)
+    profile_changed.connect(listener)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            assert run(csv("external_id,city", "u1,A", "u2,B", "u3,C")).ok
+    finally:
+        profile_changed.disconnect(listener)
+    assert Customer.objects.get(external_id="u2").pk == racers[0].pk
+    assert received == sorted(Customer.objects.values_list("pk", flat=True))
+
+
 def test_accepts_a_path(tmp_path):
     path = tmp_path / "people.csv"
     path.write_bytes(csv("external_id,email", "u1,a@example.com").encode())

@@ -56,6 +56,7 @@ class Staging:
         # Set by analyse(): no staged row matched a profile or goes by email, so every row is new.
         self.all_new = False
         self.duplicates_deferred = False
+        self._raced = False  # apply() updated profiles created since the checks
 
     @classmethod
     def create(cls, **kwargs) -> Staging:
@@ -435,6 +436,7 @@ class Staging:
         """A profile with one of the file's external_ids was created (by tracking) since the checks:
         it is updated instead, by the same rules as the matched profiles in apply()."""
         t, c = self.table, self.customers
+        self._raced = True
         params = list(params)  # the conflict clause's parameters follow the insert's
         conflict = [f"{f} = excluded.{f}" for f in self.profile]
         if self.custom_keys:
@@ -488,6 +490,13 @@ class Staging:
         )
 
     def touched_ids(self) -> array:
+        """The profiles apply() created or changed, in id order."""
+        if self.all_new and not self._raced:
+            # Every staged row created the profile with its new_id. Unless other sessions drew
+            # ids while the file was copied in, those are one run of numbers (1M: 0.1 s, not 0.7 s).
+            low, high, count = self._all(f"SELECT min(new_id), max(new_id), count(*) FROM {self.table}")[0]
+            if count and high - low + 1 == count:  # new_ids are distinct: exactly low..high
+                return array("q", range(low, high + 1))
         ids = array("q")
         # A server-side cursor on PostgreSQL, so a million ids stream instead of landing in one result.
         with connection.chunked_cursor() as cursor:
