@@ -195,6 +195,10 @@ TESSERA_IMPORT_MAX_BYTES = env.int("TESSERA_IMPORT_MAX_BYTES", default=1024 * 10
 # are validated in one process.
 TESSERA_IMPORT_HELPERS = env.int("TESSERA_IMPORT_HELPERS", default=1)
 TESSERA_IMPORT_SEGMENT_BYTES = env.int("TESSERA_IMPORT_SEGMENT_BYTES", default=4 * 1024 * 1024)
+# PostgreSQL: an import creating at least this many profiles, into a table holding at most a quarter
+# as many, builds the profiles' indexes after the rows instead of row by row; the tables are locked
+# for readers while it writes (customers/services/imports/indexes.py). 0 turns it off.
+TESSERA_IMPORT_INDEX_REBUILD_ROWS = env.int("TESSERA_IMPORT_INDEX_REBUILD_ROWS", default=100_000)
 # Messages per second per write key on the tracking API; 0 turns the limit off.
 TESSERA_TRACKING_RATE_LIMIT = env.int("TESSERA_TRACKING_RATE_LIMIT", default=0)
 # Event messages go to the inbox and a worker processes them (decisions 23); False processes

@@ -18,6 +18,7 @@ from ..attributes import attribute_register
 from ..csvio import CsvFileError, CsvSource, csv_rows
 from . import parallel
 from .header import MAX_REPORTED_ROWS, Columns, ImportResult, RowErrors, read_header
+from .indexes import rebuild_pays
 from .rows import CHUNK_ROWS, RowValidator, infer_types, set_inferred_types
 from .staging import DuplicateKeys, Staging
 
@@ -112,7 +113,12 @@ def _import(result: ImportResult, csv_source: CsvSource, helpers, *, dry_run, de
         if not errors.total and not dry_run:
             try:
                 touched = _write(
-                    staging, columns, validator.tag_names, source=source, new_attributes=result.new_attributes
+                    staging,
+                    columns,
+                    validator.tag_names,
+                    source=source,
+                    new_attributes=result.new_attributes,
+                    created=result.created,
                 )
             except DuplicateKeys:
                 # Rolled back. Only a file of new profiles without other errors gets here, so the
@@ -192,8 +198,9 @@ def _merge_sql_errors(staging: Staging, errors: RowErrors) -> int:
     return total
 
 
-def _write(staging: Staging, columns: Columns, tag_names: dict, *, source, new_attributes) -> array:
+def _write(staging: Staging, columns: Columns, tag_names: dict, *, source, new_attributes, created: int) -> array:
     """The one short transaction: registry, tags, profiles. Returns the touched customer ids."""
+    rebuild = rebuild_pays(table=staging.customers, new_rows=created)
     with transaction.atomic():
         for key, type_ in new_attributes.items():
             registered = attribute_register(key=key, type_=type_)
@@ -203,5 +210,9 @@ def _write(staging: Staging, columns: Columns, tag_names: dict, *, source, new_a
                     f"custom.{key} was registered as {registered.type} while the file was being checked; "
                     "import the file again."
                 )
-        staging.apply(tag_names=tag_names, default_source=source if "source" not in columns.profile else None)
+        staging.apply(
+            tag_names=tag_names,
+            default_source=source if "source" not in columns.profile else None,
+            rebuild_indexes=rebuild,
+        )
         return staging.touched_ids()

@@ -18,6 +18,7 @@ from django.utils import timezone
 from customers.models import Customer, Tag
 
 from ..profiles import PROFILE_FIELDS
+from . import indexes
 from .header import KEY
 
 FETCH_BATCH = 10_000  # ids per fetch while streaming the touched ids
@@ -29,7 +30,8 @@ IMPORT_TEMP_BUFFERS = "512MB"
 IMPORT_WORK_MEM = "128MB"
 # Session settings of an import, restored by drop(). JIT compiles the big set-based statements
 # for longer than they run: their row estimates (JSON arrays, freshly filled columns) are high.
-IMPORT_SETTINGS = {"work_mem": IMPORT_WORK_MEM, "jit": "off"}
+# maintenance_work_mem: index builds after a bulk load (indexes.rebuilt) sort in memory.
+IMPORT_SETTINGS = {"work_mem": IMPORT_WORK_MEM, "maintenance_work_mem": "256MB", "jit": "off"}
 STAGING_STATISTICS_TARGET = "10"  # ANALYZE samples 300 rows per unit of the target
 STAGED_PROFILE = (KEY, *PROFILE_FIELDS)
 # Before apply(): a row that matched no profile (and is not an ambiguous email).
@@ -374,8 +376,26 @@ class Staging:
         return created, updated, matched - updated
 
     # -- write ------------------------------------------------------------------
-    def apply(self, *, tag_names: dict[str, str], default_source: str | None) -> None:
-        """Write the staged rows; the caller holds the transaction."""
+    def apply(self, *, tag_names: dict[str, str], default_source: str | None, rebuild_indexes: bool = False) -> None:
+        """Write the staged rows; the caller holds the transaction.
+
+        With `rebuild_indexes` (a bulk load into a nearly empty table, see indexes.rebuild_pays)
+        the profiles' and links' indexes are dropped first and built again after the rows. If the
+        tables are busy, or a unique index refuses the rows, that is undone and the rows are
+        written the usual way: a duplicate the file has is reported as DuplicateKeys, and a profile
+        created since the checks takes the ON CONFLICT path.
+        """
+        if rebuild_indexes:
+            try:
+                with transaction.atomic(), indexes.rebuilt([self.customers, self.tags_through]):
+                    self._apply(tag_names=tag_names, default_source=default_source)
+                return
+            except indexes.NotRebuilt:
+                if self.duplicates_deferred and self._any_duplicate_keys():
+                    raise DuplicateKeys from None
+        self._apply(tag_names=tag_names, default_source=default_source)
+
+    def _apply(self, *, tag_names: dict[str, str], default_source: str | None) -> None:
         t, c = self.table, self.customers
         now = connection.ops.adapt_datetimefield_value(timezone.now())
         if self.has_tags:
