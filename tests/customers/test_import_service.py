@@ -274,6 +274,22 @@ def test_a_clean_file_of_new_profiles_runs_no_duplicate_query():
     assert "Duplicate external_id" in sql
 
 
+def test_rows_matched_by_external_id_are_compared_while_matching():
+    """No second join to compare them, and no check for two keys reaching one profile, which
+    only rows going by email can do; rows going by email still get both."""
+    CustomerFactory(external_id="u1", email="a@example.com", city="A")
+    CustomerFactory(external_id="u2", email="b@example.com", city="B")
+    CustomerFactory(email="c@example.com", city="C")
+    result, sql = _sql_log(csv("external_id,city", "u1,A", "u2,Changed"), dry_run=False)
+    assert (result.created, result.updated, result.unchanged) == (0, 1, 1)
+    assert "SET attrs_changed = true" not in sql and "Updates the same profile" not in sql
+    assert Customer.objects.get(external_id="u2").city == "Changed"
+    result, sql = _sql_log(csv("external_id,email,city", "u1,a@example.com,A", ",c@example.com,New"), dry_run=False)
+    assert (result.created, result.updated, result.unchanged) == (0, 1, 1)
+    assert "SET attrs_changed = true" in sql and "Updates the same profile" in sql
+    assert Customer.objects.get(email="c@example.com").city == "New"
+
+
 @pytest.mark.parametrize(
     "rows, key",
     [
