@@ -327,9 +327,9 @@ class Staging:
         """Flag matched rows whose tags differ, and rows matched by email whose attributes do
         (analyse() compared the rows matched by external_id); only those rows are rewritten."""
         t, c = self.table, self.customers
-        params: list = []
-        differs = self._attrs_differ(params)
         if by_email and self.profile + self.custom_keys:
+            params: list = []
+            differs = self._attrs_differ(params)
             self._run(
                 f"UPDATE {t} SET attrs_changed = true FROM {c} AS c "
                 f"WHERE c.id = {t}.customer_id AND {t}.external_id IS NULL AND ({differs})",
