@@ -44,6 +44,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+    # The events' covering index INCLUDEs revenue on PostgreSQL; SQLite builds it without the
+    # extra column, which is all the embedded default needs, so the warning is only noise.
+    SILENCED_SYSTEM_CHECKS = ["models.W040"]
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
 
